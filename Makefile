@@ -1,0 +1,78 @@
+# The menu. `make run` starts the bot; `make test` runs every check. Both set up what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+RASA   := $(VENV)/bin/rasa
+MODEL  := models/current.tar.gz
+TRAINING_FILES := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
+
+export RASA_PORT    ?= 5005
+export ACTIONS_PORT ?= 5055
+# Rasa and TensorFlow are chatty and phone home by default.
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL   := 2
+
+.PHONY: help run test lint unit validate story-test train migrate install eval bench lock clean
+
+help:
+	@echo "make run    start the bot: action server + Rasa server with the WhatsApp channel"
+	@echo "make test   lint, unit and integration tests, data validation, test stories"
+	@echo "make train  (re)train the model when data, config or domain changed"
+	@echo "make eval   opt-out recognition on the held-out set vs the keyword baseline"
+	@echo "make bench  benchmarks (webhook vs REST channel, NLU eval, ...)"
+	@echo "make lock   re-resolve requirements.in into requirements.lock"
+
+# --- setup: each step runs only when its inputs changed ------------------------------------
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(PY) || $$(scripts/find-python3.10) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(PY) -m bot db upgrade
+
+$(MODEL): $(TRAINING_FILES) | $(VENV)/.installed
+	$(RASA) train --fixed-model-name current --out models
+	@touch $@
+
+train: $(MODEL)
+
+# --- the two commands --------------------------------------------------------------------
+run: migrate train
+	$(PY) -m bot run --model $(MODEL)
+
+test: lint validate unit story-test
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+validate: install
+	$(RASA) data validate --fail-on-warnings
+
+unit: migrate train
+	$(VENV)/bin/pytest
+
+story-test: train
+	scripts/story-tests $(MODEL)
+
+# --- measurement -------------------------------------------------------------------------
+eval: install
+	$(PY) -m bench.nlu_eval
+
+bench: eval train
+	$(PY) -m bench.webhook_vs_rest --model $(MODEL)
+
+lock:
+	rm -rf /tmp/lock-venv && $$(scripts/find-python3.10) -m venv /tmp/lock-venv
+	/tmp/lock-venv/bin/pip install --quiet -r requirements.in
+	{ sed -n '1,2p' requirements.lock; /tmp/lock-venv/bin/pip freeze --exclude-editable | sort -f; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf results .pytest_cache .ruff_cache

@@ -1,0 +1,43 @@
+"""What actions need to know about the customer behind a conversation and its messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from bot.db import run_sync, transaction
+
+T = TypeVar("T")
+
+# How the WhatsApp channel labels messages (metadata `message_type`) -> tag sources.
+SOURCE_BY_MESSAGE_TYPE = {
+    "QuickReply": "template",
+    "ButtonReply": "button",
+    "ListReply": "button",
+    "TextMessage": "text",
+}
+
+
+async def run_store(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a customer-store function in one short transaction, off the action server's loop."""
+
+    def in_transaction() -> T:
+        with transaction() as conn:
+            return func(conn, *args, **kwargs)
+
+    return await run_sync(in_transaction)
+
+
+def message_id_of(message: dict[str, Any]) -> str | None:
+    return (message.get("metadata") or {}).get("message_id") or message.get("message_id")
+
+
+def optout_source(events: Iterable[dict[str, Any]]) -> str:
+    """How the customer asked to stop: their latest `opt_out` message, typed or tapped."""
+    for event in reversed(list(events)):
+        if event.get("event") != "user":
+            continue
+        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") == "opt_out":
+            message_type = (event.get("metadata") or {}).get("message_type")
+            return SOURCE_BY_MESSAGE_TYPE.get(message_type, "text")
+    return "text"

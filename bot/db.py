@@ -1,0 +1,82 @@
+"""Database access: one engine per URL, short-lived transactions, and a way off the event loop.
+
+DATABASE_URL picks the database (SQLite file under var/ by default; PostgreSQL in production).
+SQLAlchemy 1.4 is synchronous, so async callers (the Sanic webhook, rasa-sdk actions) run database
+work through `run_sync`, in a worker thread, and never block the loop that serves requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, create_engine
+
+from bot import VAR_DIR
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    VAR_DIR.mkdir(exist_ok=True)
+    return f"sqlite:///{VAR_DIR / 'bot.sqlite3'}"
+
+
+def _configure_sqlite(dbapi_connection, _record) -> None:
+    # WAL lets the Rasa server and the action server read while the other writes; the busy
+    # timeout makes concurrent writers wait for the lock instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@functools.lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, future=True, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    return create_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def get_engine() -> Engine:
+    return engine_for(database_url())
+
+
+@contextmanager
+def transaction(engine: Engine | None = None) -> Iterator[Connection]:
+    """One short transaction: commit on success, roll back on any error."""
+    with (engine or get_engine()).begin() as connection:
+        yield connection
+
+
+async def run_sync(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    return await asyncio.to_thread(func, *args, **kwargs)
+
+
+def insert_or_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; True when a row was added.
+
+    Atomic in the database itself, and unlike catching IntegrityError it needs no savepoint
+    (pysqlite's savepoints are unreliable, and a failed statement aborts a PostgreSQL transaction).
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        raise NotImplementedError(f"unsupported database dialect: {dialect}")
+    return conn.execute(statement).rowcount == 1

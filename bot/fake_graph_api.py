@@ -1,0 +1,167 @@
+"""A local stand-in for Meta's Graph API messages endpoint, for tests, benchmarks and the simulator.
+
+It speaks the same protocol as `POST /<version>/<phone-number-id>/messages`: checks the bearer
+token, answers with a fresh wamid, and records every body it accepted. Control routes let a test
+script failures:
+
+- GET    /_fake/sent                      every accepted message, in order
+- DELETE /_fake/sent                      forget them (and any scripted failures)
+- POST   /_fake/fail  {"code": 130429, "status": 429, "times": 2, "to": "<wa_id>" (optional)}
+         the next `times` sends (to that recipient) fail with that Graph API error
+
+Run on its own: `python -m bot.fake_graph_api --port 8090`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+ERROR_TITLES = {
+    130429: "Rate limit hit",
+    131026: "Message undeliverable",
+    131047: "Re-engagement message",
+    131050: "User has stopped receiving marketing messages",
+    131056: "Pair rate limit hit",
+    132001: "Template name does not exist in the translation",
+}
+
+
+@dataclass
+class ScriptedFailure:
+    code: int
+    status: int
+    times: int
+    to: str | None = None
+
+
+@dataclass
+class FakeGraphState:
+    token: str = "test-access-token"
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[ScriptedFailure] = field(default_factory=list)
+    attempts: int = 0
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def next_failure(self, to: str) -> ScriptedFailure | None:
+        for failure in self.failures:
+            if failure.times > 0 and failure.to in (None, to):
+                failure.times -= 1
+                return failure
+        return None
+
+
+def build_app(state: FakeGraphState) -> web.Application:
+    async def messages(request: web.Request) -> web.Response:
+        state.attempts += 1
+        if request.headers.get("Authorization") != f"Bearer {state.token}":
+            return _error(401, 190, "Invalid OAuth access token")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, 100, "Invalid parameter")
+        if body.get("messaging_product") != "whatsapp" or not body.get("to") or not body.get("type"):
+            return _error(400, 100, "Invalid parameter")
+        failure = state.next_failure(str(body["to"]))
+        if failure is not None:
+            return _error(failure.status, failure.code, ERROR_TITLES.get(failure.code, "Error"))
+        wamid = f"wamid.FAKE{next(state._ids):012d}"
+        state.sent.append(
+            {"id": wamid, "phone_number_id": request.match_info["phone_number_id"], "body": body}
+        )
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": wamid}],
+            }
+        )
+
+    async def sent(_: web.Request) -> web.Response:
+        return web.json_response(state.sent)
+
+    async def reset(_: web.Request) -> web.Response:
+        state.sent.clear()
+        state.failures.clear()
+        state.attempts = 0
+        return web.json_response({"ok": True})
+
+    async def fail(request: web.Request) -> web.Response:
+        spec = await request.json()
+        state.failures.append(
+            ScriptedFailure(
+                code=int(spec["code"]),
+                status=int(spec.get("status", 400)),
+                times=int(spec.get("times", 1)),
+                to=spec.get("to"),
+            )
+        )
+        return web.json_response({"ok": True})
+
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app.router.add_post("/{version}/{phone_number_id}/messages", messages)
+    app.router.add_get("/_fake/sent", sent)
+    app.router.add_delete("/_fake/sent", reset)
+    app.router.add_post("/_fake/fail", fail)
+    return app
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    return web.json_response(
+        {"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "FAKE"}},
+        status=status,
+    )
+
+
+class FakeGraphServer:
+    """Runs the stand-in on loopback in a background thread (for in-process tests)."""
+
+    def __init__(self, port: int = 0, token: str = "test-access-token") -> None:
+        self.state = FakeGraphState(token=token)
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.port = 0
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v21.0"
+
+    def start(self) -> FakeGraphServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(build_app(self.state), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # the port the OS picked
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--token", default="test-access-token", help="the access token to expect")
+    args = parser.parse_args()
+    web.run_app(
+        build_app(FakeGraphState(token=args.token)), host="127.0.0.1", port=args.port, access_log=None
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Tables of our own. Rasa's SQL tracker store owns a table named `events`: never reuse that name."""
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+# One row per inbound wamid: the atomic dedupe record and its processing lease.
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("wamid", String(255), primary_key=True),
+    Column("wa_id", String(32), nullable=False),
+    Column("state", String(16), nullable=False),  # processing | done
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+# Latest delivery status of each message the business sent; only ever moves forward.
+message_statuses = Table(
+    "message_statuses",
+    metadata,
+    Column("wamid", String(255), primary_key=True),
+    Column("recipient_id", String(32)),
+    Column("status", String(16), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("error_code", Integer),
+    Column("error_title", Text),
+    Column("callback_data", String(512)),
+    Column("status_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The customer store. Opt-outs are a legal obligation: migration 0002 adds database triggers so
+# that an OPT_OUT tag and the consent history can be neither changed nor deleted (see there).
+
+# A customer is their WhatsApp number (digits only, as Meta sends `wa_id`); it never changes.
+# The seen times track inbound messages only, so they stay NULL for a customer known only from an
+# import: nothing may mistake an import for a conversation (e.g. for the 24-hour service window).
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("wa_id", String(32), nullable=False, unique=True),
+    Column("name", String(255)),
+    Column("first_seen_at", DateTime(timezone=True)),
+    Column("last_seen_at", DateTime(timezone=True)),
+)
+
+# At most one tag of each name per customer; the row keeps when and how it was first added.
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("message_id", String(255)),  # the wamid that caused it
+    UniqueConstraint("customer_id", "name", name="uq_tags_customer_name"),
+)
+
+# Append-only consent history. One event per customer per message (or, without a message id, per
+# kind, source and instant): that is what makes a redelivered webhook add nothing.
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("message_id", String(255)),
+    Column("detail", Text),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("customer_id", "message_id", name="uq_consent_events_customer_message"),
+    Index(
+        "uq_consent_events_customer_kind_source_time",
+        "customer_id",
+        "kind",
+        "source",
+        "occurred_at",
+        unique=True,
+        sqlite_where=text("message_id IS NULL"),
+        postgresql_where=text("message_id IS NULL"),
+    ),
+)

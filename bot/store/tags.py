@@ -1,0 +1,164 @@
+"""Tags and the consent history: opt-outs (kept forever), other consent events and other tags.
+
+Nothing here removes a tag: OPT_OUT is permanent by law and by database trigger, and no caller
+needs to remove any other tag yet.
+
+Repeated opt-outs: the first one creates the OPT_OUT tag and an `opt_out` event and is the one the
+tag keeps (time, source, message), even if a later call carries an earlier time. Each later one
+with a new message adds an `opt_out_repeated` event, so the history shows the customer asked
+again (and when we had already stopped). A redelivery adds nothing: the consent history holds one
+event per customer per message id, or per kind, source and instant when there is no message id
+(Meta's user_preferences notices carry none).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from bot.consent import OPT_OUT, OPT_OUT_EVENT, OPT_OUT_REPEATED, SOURCES
+from bot.db import insert_or_ignore
+from bot.schema import consent_events, customers, tags
+from bot.store.customers import ensure_customer
+from bot.store.timestamps import from_db, now, to_db
+
+_TAG_NAME = re.compile(r"[A-Z0-9_]{1,64}")
+_KIND = re.compile(r"[a-z0-9_]{1,32}")
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutResult:
+    """The OPT_OUT tag as stored; `created` is False when the customer had already opted out."""
+
+    created: bool
+    added_at: datetime
+    source: str
+    message_id: str | None
+
+
+class OptOutRecord(NamedTuple):
+    wa_id: str
+    opted_out_at: datetime
+    source: str
+    message_id: str | None
+
+
+def normalise_tag_name(raw: str) -> str:
+    """'opt-out', 'Opt Out' -> 'OPT_OUT': a typo in case or separator must not lose an opt-out."""
+    name = re.sub(r"[\s\-]+", "_", raw.strip()).upper()
+    if not _TAG_NAME.fullmatch(name):
+        raise ValueError(f"invalid tag {raw!r}: use letters, digits and '_' (at most 64)")
+    return name
+
+
+def record_opt_out(
+    conn: Connection,
+    wa_id: str,
+    source: str,
+    message_id: str | None,
+    at: datetime,
+    name: str | None = None,
+    detail: str | None = None,
+) -> OptOutResult:
+    """The customer asked to stop marketing. Idempotent and safe against concurrent calls."""
+    _check_source(source)
+    at = to_db(at)
+    customer_id, _ = ensure_customer(conn, wa_id, name)
+    tag = {"name": OPT_OUT, "added_at": at, "source": source, "message_id": message_id}
+    created = insert_or_ignore(conn, tags, {"customer_id": customer_id, **tag})
+    kind = OPT_OUT_EVENT if created else OPT_OUT_REPEATED
+    _append_event(conn, customer_id, kind, source, message_id, detail, at)
+    if created:
+        return OptOutResult(True, from_db(at), source, message_id)
+    stored = conn.execute(
+        select(tags.c.added_at, tags.c.source, tags.c.message_id).where(
+            tags.c.customer_id == customer_id, tags.c.name == OPT_OUT
+        )
+    ).one()
+    return OptOutResult(False, from_db(stored.added_at), stored.source, stored.message_id)
+
+
+def record_consent_event(
+    conn: Connection,
+    wa_id: str,
+    kind: str,
+    source: str,
+    message_id: str | None,
+    detail: str | None,
+    at: datetime,
+) -> bool:
+    """Add a consent event other than an opt-out (e.g. Meta's `resume` or `signup`).
+
+    History only: an OPT_OUT tag stays. Returns False for a redelivery (see the module docstring).
+    """
+    if kind in (OPT_OUT_EVENT, OPT_OUT_REPEATED):
+        # The event alone would claim an opt-out that no OPT_OUT tag enforces.
+        raise ValueError(f"{kind!r} events come from record_opt_out, which also tags")
+    if not _KIND.fullmatch(kind):
+        raise ValueError(f"invalid consent event kind {kind!r}: lower-case snake_case, 1-32")
+    _check_source(source)
+    customer_id, _ = ensure_customer(conn, wa_id)
+    return _append_event(conn, customer_id, kind, source, message_id, detail, to_db(at))
+
+
+def add_tag(
+    conn: Connection,
+    wa_id: str,
+    name: str,
+    source: str,
+    message_id: str | None,
+    at: datetime,
+) -> bool:
+    """Tag a customer (VIP, ...); True if added, False if they already had it (first one kept)."""
+    name = normalise_tag_name(name)
+    if name == OPT_OUT:
+        raise ValueError("an opt-out goes through record_opt_out, which also records the history")
+    _check_source(source)
+    customer_id, _ = ensure_customer(conn, wa_id)
+    values = {"name": name, "added_at": to_db(at), "source": source, "message_id": message_id}
+    return insert_or_ignore(conn, tags, {"customer_id": customer_id, **values})
+
+
+def iter_opt_outs(conn: Connection) -> Iterator[OptOutRecord]:
+    """Every opt-out, oldest first, streamed (a server-side cursor on PostgreSQL)."""
+    statement = (
+        select(customers.c.wa_id, tags.c.added_at, tags.c.source, tags.c.message_id)
+        .join(customers, customers.c.id == tags.c.customer_id)
+        .where(tags.c.name == OPT_OUT)
+        .order_by(tags.c.added_at, tags.c.id)
+        .execution_options(stream_results=True, max_row_buffer=1000)
+    )
+    for row in conn.execute(statement):
+        yield OptOutRecord(row.wa_id, from_db(row.added_at), row.source, row.message_id)
+
+
+def _append_event(
+    conn: Connection,
+    customer_id: int,
+    kind: str,
+    source: str,
+    message_id: str | None,
+    detail: str | None,
+    at: datetime,
+) -> bool:
+    event = {
+        "customer_id": customer_id,
+        "kind": kind,
+        "source": source,
+        "message_id": message_id,
+        "detail": detail,
+        "occurred_at": at,
+        "recorded_at": now(),
+    }
+    return insert_or_ignore(conn, consent_events, event)
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; one of {', '.join(sorted(SOURCES))}")

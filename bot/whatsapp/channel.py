@@ -1,0 +1,259 @@
+"""Rasa channel for the WhatsApp Cloud API: `bot.whatsapp.channel.WhatsAppInput` in credentials.yml.
+
+Routes (channel name `whatsapp`):
+- GET  /webhooks/whatsapp/          health
+- GET  /webhooks/whatsapp/webhook   Meta's subscription handshake
+- POST /webhooks/whatsapp/webhook   notifications: messages, statuses, user_preferences
+
+A POST is answered 200 only when everything in it has been handled. Anything that must be tried
+again (database down, Rasa failed, a copy still in flight) gets a non-200 so WhatsApp redelivers;
+dedupe makes the redelivery safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.db import run_sync
+from bot.masking import mask_phone
+from bot.turns import RETRY_TURN_KEY
+from bot.whatsapp import inbox, signals
+from bot.whatsapp.cloud_api import CloudApiClient
+from bot.whatsapp.config import WhatsAppConfig
+from bot.whatsapp.inbound import (
+    InboundMessage,
+    MalformedWebhook,
+    OtherMessage,
+    WebhookBatch,
+    parse_webhook,
+)
+from bot.whatsapp.outbound import (
+    Button,
+    button_messages,
+    custom_message,
+    image_message,
+    text_messages,
+)
+from bot.whatsapp.rasa_input import QuickReplyTable, rasa_text
+from bot.whatsapp.signature import HEADER, SignatureCheck, check_signature
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_NAME = "whatsapp"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta sends at most 3 MB
+
+
+class TurnMustBeRetried(RuntimeError):
+    """Raised out of Rasa's turn so the tracker is not saved and the webhook is retried."""
+
+
+class WhatsAppOutput(OutputChannel):
+    def __init__(self, client: CloudApiClient | None) -> None:
+        self.client = client
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL_NAME
+
+    async def _send(self, bodies: list[dict[str, Any]]) -> None:
+        if self.client is None:
+            logger.error("cannot send to WhatsApp: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
+            return
+        for body in bodies:
+            await self.client.send(body)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self._send(text_messages(recipient_id, text))
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        choices = [Button(title=str(b.get("title", "")), payload=str(b.get("payload", ""))) for b in buttons]
+        await self._send(button_messages(recipient_id, text, choices))
+
+    async def send_quick_replies(
+        self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_text_with_buttons(recipient_id, text, quick_replies)
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self._send([image_message(recipient_id, image)])
+
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
+        if RETRY_TURN_KEY in json_message:
+            raise TurnMustBeRetried(str(json_message[RETRY_TURN_KEY]))
+        # `custom: {whatsapp: {...}}` lets one response carry bodies for several channels.
+        body = json_message.get(CHANNEL_NAME, json_message)
+        await self._send([custom_message(recipient_id, body)])
+
+
+class WhatsAppInput(InputChannel):
+    def __init__(self, config: WhatsAppConfig) -> None:
+        self.config = config
+        self.quick_replies = QuickReplyTable.from_file(config.quick_replies_path)
+        self.client = (
+            CloudApiClient(config.api_url, config.phone_number_id, config.access_token)
+            if config.can_send
+            else None
+        )
+        for warning in config.warnings():
+            logger.warning(warning)
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL_NAME
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WhatsAppInput:
+        return cls(WhatsAppConfig.load(credentials))
+
+    def get_output_channel(self) -> OutputChannel:
+        return WhatsAppOutput(self.client)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("whatsapp_webhook", __name__)
+
+        @webhook.get("/")
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok", "can_send": self.client is not None})
+
+        @webhook.get("/webhook")
+        async def handshake(request: Request) -> HTTPResponse:
+            mode = request.args.get("hub.mode")
+            token = request.args.get("hub.verify_token")
+            challenge = request.args.get("hub.challenge", "")
+            if self.config.verify_token and mode == "subscribe" and token == self.config.verify_token:
+                return response.text(challenge)
+            logger.warning("refused a webhook subscription handshake (mode=%s)", mode)
+            return response.text("verification failed", status=403)
+
+        @webhook.post("/webhook")
+        async def receive(request: Request) -> HTTPResponse:
+            refusal = self._refuse(request)
+            if refusal is not None:
+                return refusal
+            try:
+                batch = parse_webhook(json.loads(request.body))
+            except (ValueError, MalformedWebhook) as exc:  # JSONDecodeError is a ValueError
+                logger.warning("malformed webhook: %s", exc)
+                return response.json({"error": f"malformed webhook: {exc}"}, status=400)
+            return await self._handle(batch, on_new_message)
+
+        @webhook.listener("after_server_stop")
+        async def close_client(*_: Any) -> None:
+            if self.client is not None:
+                await self.client.close()
+
+        return webhook
+
+    def _refuse(self, request: Request) -> HTTPResponse | None:
+        """Size and signature checks on the raw body, before anything reads it."""
+        if len(request.body) > MAX_BODY_BYTES:
+            return response.json({"error": "body too large"}, status=413)
+        if not self.config.app_secret:
+            if self.config.allow_unsigned:
+                return None
+            logger.error("webhook refused: WHATSAPP_APP_SECRET is not set")
+            # 503, not 403: once the secret is configured, WhatsApp's retries still get through.
+            return response.json({"error": "webhook signature secret not configured"}, status=503)
+        check = check_signature(request.body, request.headers.get(HEADER), self.config.app_secret)
+        if check is SignatureCheck.MISSING:
+            return response.json({"error": f"missing {HEADER}"}, status=401)
+        if check is SignatureCheck.INVALID:
+            logger.warning("webhook refused: invalid signature")
+            return response.json({"error": "invalid signature"}, status=403)
+        return None
+
+    async def _handle(
+        self, batch: WebhookBatch, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> HTTPResponse:
+        try:
+            await run_sync(signals.apply, batch.statuses, batch.preferences)
+        except Exception:
+            logger.exception("could not record statuses / marketing preferences; asking for a retry")
+            return response.json({"error": "temporarily unavailable"}, status=500)
+
+        failed_senders: set[str] = set()
+        busy = False
+        for message in batch.messages:
+            if message.wa_id in failed_senders:
+                continue  # keep a customer's messages in order: retry the rest with the failed one
+            try:
+                claim = await run_sync(inbox.claim, message.id, message.wa_id)
+            except Exception:
+                logger.exception("dedupe store unavailable; asking for a retry")
+                failed_senders.add(message.wa_id)
+                continue
+            if claim is inbox.Claim.DONE:
+                logger.info("duplicate delivery of %s acknowledged", message.id)
+                continue
+            if claim is inbox.Claim.BUSY:
+                busy = True
+                failed_senders.add(message.wa_id)
+                continue
+            try:
+                await self._deliver(message, on_new_message)
+                await run_sync(inbox.finish, message.id)
+            except Exception:
+                logger.exception(
+                    "message %s from %s failed; asking for a retry", message.id, mask_phone(message.wa_id)
+                )
+                failed_senders.add(message.wa_id)
+                await self._release(message.id)
+
+        if failed_senders and not busy:
+            return response.json({"error": "processing failed, please retry"}, status=500)
+        if failed_senders:
+            return response.json({"error": "a copy of this message is being processed"}, status=503)
+        return response.text("EVENT_RECEIVED")
+
+    async def _release(self, wamid: str) -> None:
+        try:
+            await run_sync(inbox.release, wamid)
+        except Exception:
+            # The claim's lease runs out instead, and a later retry takes it over.
+            logger.exception("could not release the claim on %s", wamid)
+
+    async def _deliver(
+        self, message: InboundMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> None:
+        await run_sync(signals.record_sighting, message)
+        output = self.get_output_channel()
+        text = rasa_text(message, self.quick_replies)
+        if text is None:
+            kind = message.kind if isinstance(message, OtherMessage) else type(message).__name__
+            logger.info("%s message from %s acknowledged without a turn", kind, mask_phone(message.wa_id))
+            if isinstance(message, OtherMessage) and message.expects_answer:
+                await output.send_text_message(message.wa_id, self.config.unsupported_reply)
+            return
+        await on_new_message(
+            UserMessage(
+                text=text,
+                output_channel=output,
+                sender_id=message.wa_id,
+                input_channel=CHANNEL_NAME,
+                message_id=message.id,
+                metadata=message_metadata(message),
+            )
+        )
+
+
+def message_metadata(message: InboundMessage) -> dict[str, Any]:
+    """What actions can read from `tracker.latest_message['metadata']`."""
+    return {
+        "wa_id": message.wa_id,
+        "name": message.name,
+        "message_id": message.id,
+        "context_id": message.context_id,
+        "phone_number_id": message.phone_number_id,
+        "timestamp": message.timestamp,
+        "message_type": type(message).__name__,
+    }

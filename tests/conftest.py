@@ -1,0 +1,62 @@
+"""Shared fixtures: a migrated database per test and the local fake Graph API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bot.db import engine_for
+from bot.fake_graph_api import FakeGraphServer
+from bot.migrations import upgrade
+from tests.servers import PostgresServer, PostgresUnavailable
+from tests.servers import postgres_server as start_postgres_server
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, monkeypatch) -> str:
+    """A fresh, migrated SQLite database that DATABASE_URL points at."""
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def fake_graph() -> Iterator[FakeGraphServer]:
+    server = FakeGraphServer().start()
+    yield server
+    server.stop()
+
+
+# --- customer store: the same tests on SQLite and on a throwaway PostgreSQL ---
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL on loopback for the whole session, or a skip saying what is missing."""
+    try:
+        with start_postgres_server() as server:
+            yield server
+    except PostgresUnavailable as reason:
+        pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty (unmigrated) database on the session's PostgreSQL server."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, migrated database that DATABASE_URL points at; one test, one database, because
+    what the store writes (opt-outs, consent history) can never be deleted."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_url")
+        return
+    url = request.getfixturevalue("postgres_server").create_database()
+    monkeypatch.setenv("DATABASE_URL", url)
+    upgrade(url)
+    yield url
+    engine_for(url).dispose()

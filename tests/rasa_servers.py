@@ -1,0 +1,179 @@
+"""A real bot for end-to-end tests and benchmarks: action server + Rasa server + fake Graph API.
+
+Everything runs on loopback with a throwaway SQLite database (customer store and tracker store),
+the trained model from `make train`, and the project's own credentials.yml; only the secrets and
+the Graph API URL come from the environment, as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot import PROJECT_ROOT
+from bot.fake_graph_api import FakeGraphServer
+from bot.migrations import upgrade
+from bot.whatsapp.signature import HEADER, sign
+
+MODEL = PROJECT_ROOT / "models" / "current.tar.gz"
+APP_SECRET = "e2e-app-secret"
+ACCESS_TOKEN = "e2e-access-token"
+AUTH_TOKEN = "e2e-rasa-token"
+STARTUP_TIMEOUT = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = STARTUP_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up in {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@dataclass
+class RunningBot:
+    workdir: Path
+    database_url: str
+    graph: FakeGraphServer
+    rasa_port: int
+    actions_port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "ACTIONS_PORT": str(self.actions_port),
+            "WHATSAPP_APP_SECRET": APP_SECRET,
+            "WHATSAPP_VERIFY_TOKEN": "e2e-verify-token",
+            "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
+            "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+            "WHATSAPP_API_URL": self.graph.api_url,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            **self.extra_env,
+        }
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}/webhooks/whatsapp/webhook"
+
+    def start_actions(self) -> None:
+        log = self.workdir / "actions.log"
+        self.processes["actions"] = subprocess.Popen(
+            [str(Path(sys.executable).with_name("rasa")), "run", "actions", "--actions", "actions", "--port", str(self.actions_port)],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for(f"http://127.0.0.1:{self.actions_port}/health", self.processes["actions"], log)
+
+    def start_rasa(self) -> None:
+        endpoints = self.workdir / "endpoints.yml"
+        endpoints.write_text(
+            f"action_endpoint:\n  url: http://127.0.0.1:{self.actions_port}/webhook\n"
+            f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {self.workdir / 'tracker.sqlite3'}\n"
+        )
+        log = self.workdir / "rasa.log"
+        self.processes["rasa"] = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("rasa")), "run",
+                "--enable-api", "--auth-token", AUTH_TOKEN,
+                "--port", str(self.rasa_port),
+                "--credentials", "credentials.yml",
+                "--endpoints", str(endpoints),
+                "--model", str(MODEL),
+            ],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        _wait_for(f"http://127.0.0.1:{self.rasa_port}/status?token={AUTH_TOKEN}", self.processes["rasa"], log)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.graph.stop()
+
+    def post(self, payload: Any) -> int:
+        """POST a webhook signed like Meta signs it; returns the HTTP status."""
+        body = json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.webhook_url,
+            data=body,
+            headers={HEADER: sign(body, APP_SECRET), "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def sent_to(self, wa_id: str) -> list[dict[str, Any]]:
+        return [m["body"] for m in self.graph.state.sent if m["body"]["to"] == wa_id]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+def start_bot(workdir: Path, **extra_env: str) -> RunningBot:
+    if not MODEL.exists():
+        raise RuntimeError(f"{MODEL} is missing: run `make train` (make test does it first)")
+    database_url = f"sqlite:///{workdir / 'bot.sqlite3'}"
+    upgrade(database_url)
+    bot = RunningBot(
+        workdir=workdir,
+        database_url=database_url,
+        graph=FakeGraphServer(token=ACCESS_TOKEN).start(),
+        rasa_port=free_port(),
+        actions_port=free_port(),
+        extra_env=extra_env,
+    )
+    try:
+        bot.start_actions()
+        bot.start_rasa()
+    except BaseException:
+        bot.stop()
+        raise
+    return bot

@@ -1,0 +1,176 @@
+"""The opt-out conversation end to end: signed webhooks -> real Rasa + action server -> fake Graph API.
+
+Each test uses its own customer (wa_id), so the tests share one running bot.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from bot.db import engine_for
+from bot.whatsapp import meta_payloads as meta
+from tests.rasa_servers import RunningBot, start_bot
+
+pytestmark = pytest.mark.rasa
+
+_numbers = itertools.count(4915100000001)
+
+
+def new_customer() -> str:
+    return str(next(_numbers))
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory) -> Iterator[RunningBot]:
+    running = start_bot(tmp_path_factory.mktemp("e2e"))
+    yield running
+    running.stop()
+
+
+def last_text(bot: RunningBot, wa_id: str) -> str:
+    body = bot.sent_to(wa_id)[-1]
+    if body["type"] == "interactive":
+        return body["interactive"]["body"]["text"]
+    return body["text"]["body"]
+
+
+def confirmation_buttons(bot: RunningBot, wa_id: str) -> list[dict]:
+    body = bot.sent_to(wa_id)[-1]
+    assert body["type"] == "interactive", body
+    assert "stop receiving marketing messages" in body["interactive"]["body"]["text"]
+    return [b["reply"] for b in body["interactive"]["action"]["buttons"]]
+
+
+def show(bot: RunningBot, wa_id: str) -> dict | None:
+    result = bot.cli("customers", "show", wa_id)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def opt_out_tag(profile: dict | None) -> dict | None:
+    return next((t for t in (profile or {}).get("tags", []) if t["name"] == "OPT_OUT"), None)
+
+
+def test_stop_then_confirm_button_writes_the_opt_out_tag(bot):
+    wa_id = new_customer()
+    assert bot.post(meta.text(wa_id, "STOP")) == 200
+    buttons = confirmation_buttons(bot, wa_id)
+    assert [b["id"] for b in buttons] == ["/affirm", "/deny"]
+    assert opt_out_tag(show(bot, wa_id)) is None  # nothing is written before the confirmation
+
+    confirm = meta.button_reply(wa_id, buttons[0]["id"], buttons[0]["title"])
+    assert bot.post(confirm) == 200
+    assert "won't receive marketing messages" in last_text(bot, wa_id)
+    tag = opt_out_tag(show(bot, wa_id))
+    assert tag is not None
+    assert tag["source"] == "text"  # how the customer asked: a typed STOP
+    assert tag["message_id"] == confirm["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+
+
+def test_template_stop_promotions_tap_then_typed_yes_in_spanish(bot):
+    wa_id = new_customer()
+    assert bot.post(meta.quick_reply(wa_id, "STOP_PROMOTIONS", "Detener promociones")) == 200
+    confirmation_buttons(bot, wa_id)
+    assert bot.post(meta.text(wa_id, "sí")) == 200
+    assert opt_out_tag(show(bot, wa_id))["source"] == "template"
+
+
+def test_keep_button_leaves_the_customer_subscribed(bot):
+    wa_id = new_customer()
+    bot.post(meta.text(wa_id, "unsubscribe"))
+    keep = confirmation_buttons(bot, wa_id)[1]
+    assert bot.post(meta.button_reply(wa_id, keep["id"], keep["title"])) == 200
+    assert "still subscribed" in last_text(bot, wa_id)
+    assert opt_out_tag(show(bot, wa_id)) is None
+
+
+def test_already_opted_out_customer_is_told_so_without_a_form(bot):
+    wa_id = new_customer()
+    bot.post(meta.text(wa_id, "stop"))
+    bot.post(meta.button_reply(wa_id, "/affirm", "Yes, stop them"))
+    before = len(bot.sent_to(wa_id))
+    assert bot.post(meta.text(wa_id, "STOP!!")) == 200
+    [answer] = bot.sent_to(wa_id)[before:]
+    assert answer["type"] == "text"
+    assert "already opted out" in answer["text"]["body"]
+
+
+def test_a_question_is_answered_then_the_confirmation_is_asked_again(bot):
+    wa_id = new_customer()
+    bot.post(meta.text(wa_id, "please stop sending me messages"))
+    confirmation_buttons(bot, wa_id)
+    bot.post(meta.text(wa_id, "are you a bot?"))
+    bodies = bot.sent_to(wa_id)
+    assert "bot" in bodies[-2]["text"]["body"]
+    confirmation_buttons(bot, wa_id)
+    bot.post(meta.text(wa_id, "yes"))
+    assert opt_out_tag(show(bot, wa_id)) is not None
+
+
+def test_two_unclear_answers_end_the_form_without_opting_out(bot):
+    wa_id = new_customer()
+    bot.post(meta.text(wa_id, "stop"))
+    bot.post(meta.text(wa_id, "banana smoothie recipe"))
+    confirmation_buttons(bot, wa_id)  # asked again
+    bot.post(meta.text(wa_id, "purple elephants dancing"))
+    assert "write STOP" in last_text(bot, wa_id)
+    assert opt_out_tag(show(bot, wa_id)) is None
+
+
+def test_redelivered_confirmation_writes_the_tag_once(bot):
+    wa_id = new_customer()
+    bot.post(meta.text(wa_id, "stop"))
+    confirm = meta.button_reply(wa_id, "/affirm", "Yes, stop them")
+    assert bot.post(confirm) == 200
+    sent = len(bot.sent_to(wa_id))
+    assert bot.post(confirm) == 200
+    assert len(bot.sent_to(wa_id)) == sent  # no second answer
+    history = show(bot, wa_id)["consent_history"]
+    assert [e["kind"] for e in history] == ["opt_out"]
+
+
+def test_customer_typed_intent_payload_cannot_opt_them_out_or_drive_the_bot(bot):
+    wa_id = new_customer()
+    bot.post(meta.text(wa_id, "/affirm"))
+    bot.post(meta.text(wa_id, "/EXTERNAL_send_broadcast"))
+    assert opt_out_tag(show(bot, wa_id)) is None
+
+
+def test_meta_stop_preference_writes_the_tag_without_asking_and_resume_keeps_it(bot):
+    wa_id = new_customer()
+    assert bot.post(meta.marketing_preference(wa_id, "stop")) == 200
+    assert bot.sent_to(wa_id) == []
+    assert opt_out_tag(show(bot, wa_id))["source"] == "meta_preferences"
+    assert bot.post(meta.marketing_preference(wa_id, "resume")) == 200
+    profile = show(bot, wa_id)
+    assert opt_out_tag(profile) is not None
+    assert [e["kind"] for e in profile["consent_history"]] == ["opt_out", "resume"]
+
+
+def test_failed_status_131050_writes_the_tag(bot):
+    wa_id = new_customer()
+    assert bot.post(meta.status("wamid.PROMO1", wa_id, "failed", error_code=131050)) == 200
+    tag = opt_out_tag(show(bot, wa_id))
+    assert (tag["source"], tag["message_id"]) == ("meta_131050", "wamid.PROMO1")
+
+
+def test_store_down_at_confirmation_answers_500_and_the_retry_writes_the_tag_once(bot):
+    wa_id = new_customer()
+    bot.post(meta.text(wa_id, "stop"))
+    confirm = meta.button_reply(wa_id, "/affirm", "Yes, stop them")
+    engine = engine_for(bot.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE tags RENAME TO tags_away"))
+    try:
+        assert bot.post(confirm) != 200
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE tags_away RENAME TO tags"))
+    assert opt_out_tag(show(bot, wa_id)) is None
+    assert bot.post(confirm) == 200  # WhatsApp's retry
+    assert "won't receive marketing messages" in last_text(bot, wa_id)
+    assert [e["kind"] for e in show(bot, wa_id)["consent_history"]] == ["opt_out"]
