@@ -253,9 +253,7 @@ def _fmt(value: float | None) -> str:
     return "  n/a" if value is None else f"{value:5.3f}"
 
 
-def format_metrics_table(
-    model: Mapping[str, BinaryMetrics], baseline: Mapping[str, BinaryMetrics]
-) -> str:
+def format_metrics_table(model: Mapping[str, BinaryMetrics], baseline: Mapping[str, BinaryMetrics]) -> str:
     """Fixed-width table: one row per language, model columns then baseline columns."""
     header = (
         f"{'lang':<8}{'n':>5}{'opt':>5}{'non':>5} | "
@@ -356,9 +354,7 @@ async def predict(model_path: Path, examples: Sequence[Example]) -> list[Predict
 # ---------------------------------------------------------------------------------- main
 
 
-def evaluate(
-    predictions: Sequence[Prediction], training_texts: Sequence[str]
-) -> tuple[str, dict[str, Any]]:
+def evaluate(predictions: Sequence[Prediction], training_texts: Sequence[str]) -> tuple[str, dict[str, Any]]:
     """Build the printable report and the JSON payload from predictions (pure)."""
     examples = [p.example for p in predictions]
     model_flags = [is_opt_out_intent(p.intent) for p in predictions]
@@ -380,8 +376,7 @@ def evaluate(
     lines = [
         format_metrics_table(model, baseline),
         "",
-        f"hard negatives: {len(hard)}  false opt-outs: model {hard_model_fp}, "
-        f"baseline {hard_baseline_fp}",
+        f"hard negatives: {len(hard)}  false opt-outs: model {hard_model_fp}, baseline {hard_baseline_fp}",
         f"overall intent accuracy (11 intents): {_fmt(accuracy).strip()} "
         f"({sum(1 for p in predictions if p.intent == p.example.intent)}/{len(predictions)})",
         "per-language targets: "

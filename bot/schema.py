@@ -3,6 +3,7 @@
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -96,4 +97,41 @@ consent_events = Table(
         sqlite_where=text("message_id IS NULL"),
         postgresql_where=text("message_id IS NULL"),
     ),
+)
+
+# --- broadcasts (`python -m bot broadcast`, bot/broadcast/) --------------------------------------
+
+# One row per broadcast: what is sent, to whom (described), how fast. `params` is a JSON list of
+# the template's body parameters. The audience is selected once, when the row is created, in the
+# same transaction as its deliveries; the two counts keep what that selection found.
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("template", String(512), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("audience", Text, nullable=False),
+    Column("rate", Float, nullable=False),
+    Column("audience_count", Integer, nullable=False),  # customers in the audience
+    Column("excluded_opted_out", Integer, nullable=False),  # of them, left out as opted out
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per customer a broadcast may reach. state: pending -> sending (claimed by the action,
+# at most once) -> sent | skipped_opted_out | failed. A row left in `sending` is never sent again.
+broadcast_deliveries = Table(
+    "broadcast_deliveries",
+    metadata,
+    Column("broadcast_id", String(64), ForeignKey("broadcasts.id"), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("wa_id", String(32), nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("wamid", String(255)),
+    Column("error_code", Integer),
+    Column("error_title", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("broadcast_id", "customer_id", name="uq_broadcast_deliveries_customer"),
+    # The action finds its delivery by the conversation's sender id.
+    Index("ix_broadcast_deliveries_wa_id", "broadcast_id", "wa_id", unique=True),
 )

@@ -41,7 +41,9 @@ def _wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = S
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(
+                f"{process.args[:3]} exited with {process.returncode}:\n{log.read_text()[-4000:]}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -59,6 +61,7 @@ class RunningBot:
     graph: FakeGraphServer
     rasa_port: int
     actions_port: int
+    model: Path = MODEL
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -85,7 +88,15 @@ class RunningBot:
     def start_actions(self) -> None:
         log = self.workdir / "actions.log"
         self.processes["actions"] = subprocess.Popen(
-            [str(Path(sys.executable).with_name("rasa")), "run", "actions", "--actions", "actions", "--port", str(self.actions_port)],
+            [
+                str(Path(sys.executable).with_name("rasa")),
+                "run",
+                "actions",
+                "--actions",
+                "actions",
+                "--port",
+                str(self.actions_port),
+            ],
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=log.open("ab"),
@@ -107,7 +118,7 @@ class RunningBot:
                 "--port", str(self.rasa_port),
                 "--credentials", "credentials.yml",
                 "--endpoints", str(endpoints),
-                "--model", str(MODEL),
+                "--model", str(self.model),
             ],
             cwd=PROJECT_ROOT,
             env=self.env,
@@ -157,9 +168,9 @@ class RunningBot:
         )
 
 
-def start_bot(workdir: Path, **extra_env: str) -> RunningBot:
-    if not MODEL.exists():
-        raise RuntimeError(f"{MODEL} is missing: run `make train` (make test does it first)")
+def start_bot(workdir: Path, *, model: Path = MODEL, **extra_env: str) -> RunningBot:
+    if not model.exists():
+        raise RuntimeError(f"{model} is missing: run `make train` (make test does it first)")
     database_url = f"sqlite:///{workdir / 'bot.sqlite3'}"
     upgrade(database_url)
     bot = RunningBot(
@@ -168,6 +179,7 @@ def start_bot(workdir: Path, **extra_env: str) -> RunningBot:
         graph=FakeGraphServer(token=ACCESS_TOKEN).start(),
         rasa_port=free_port(),
         actions_port=free_port(),
+        model=model,
         extra_env=extra_env,
     )
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bot.cli import customers, db, run
+from bot.cli import broadcast, customers, db, run
 
-TOPICS = (db, customers, run)
+TOPICS = (db, customers, run, broadcast)
 
 
 def build_parser() -> argparse.ArgumentParser:

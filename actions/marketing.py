@@ -1,0 +1,75 @@
+"""Marketing playbooks: messages the business starts, which an opted-out customer never gets.
+
+Every marketing action is a `MarketingAction`: its `run` asks `bot.consent.may_send_marketing`
+first and, for an opted-out customer (or when consent cannot be checked), sends nothing and sets
+`marketing_suppressed` so the conversation shows why. Subclasses only say what to send.
+
+Service messages (answers to the customer's own questions, the opt-out confirmation) are not
+marketing and do not go through here.
+
+A playbook is started from outside, like a broadcast: `POST /conversations/<wa_id>/trigger_intent`
+with an EXTERNAL_ intent (data/rules.yml maps it to the action).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions.customer import run_store
+from bot import consent
+from bot.masking import mask_phone
+
+logger = logging.getLogger(__name__)
+
+SUPPRESSED_SLOT = "marketing_suppressed"
+
+
+class MarketingAction(Action, ABC):
+    """The one consent guard of every marketing playbook."""
+
+    playbook: str  # how `marketing_suppressed` names it
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        wa_id = tracker.sender_id
+        try:
+            allowed = await run_store(consent.may_send_marketing, wa_id)
+        except (SQLAlchemyError, ValueError):
+            # Fail closed: marketing that cannot be checked is not sent.
+            logger.exception("%s: cannot check consent of %s; not sent", self.playbook, mask_phone(wa_id))
+            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: consent could not be checked")]
+        if not allowed:
+            logger.info("%s: %s opted out; not sent", self.playbook, mask_phone(wa_id))
+            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: customer opted out")]
+        return await self.send(dispatcher, tracker, domain)
+
+    @abstractmethod
+    async def send(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        """Only ever called for a customer marketing may reach."""
+
+
+class ActionAbandonedCartReminder(MarketingAction):
+    """EXTERNAL_abandoned_cart (entity cart_items, optional) -> utter_abandoned_cart."""
+
+    playbook = "abandoned_cart"
+
+    def name(self) -> str:
+        return "action_abandoned_cart_reminder"
+
+    async def send(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        items = next(tracker.get_latest_entity_values("cart_items"), None)
+        # The wording lives in domain.yml; this only fills {cart_items} when the shop sent none.
+        dispatcher.utter_message(response="utter_abandoned_cart", cart_items=items or "some items")
+        return []

@@ -1,0 +1,217 @@
+"""Who a broadcast reaches: everyone, a tag or a CSV file of numbers, minus opted-out customers.
+
+Nothing here loads customers into Python. Counting is one SELECT and materialising is one
+`INSERT INTO broadcast_deliveries ... SELECT ... ON CONFLICT DO NOTHING` over the customer store,
+with opted-out customers left out by `bot.consent.marketing_allowed_clause`, the same rule every
+other sender asks. A CSV file is streamed into a temporary table in batches first, and only
+numbers the customer store knows are ever selected: the store is where consent is recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import FromClause, Insert
+
+from bot.consent import marketing_allowed_clause
+from bot.schema import broadcast_deliveries, customers, tags
+from bot.store.customer_import import Problem
+from bot.store.phone_numbers import normalise_wa_id
+from bot.store.timestamps import to_db
+
+NUMBER_COLUMNS = ("wa_id", "phone")
+BATCH_SIZE = 10_000
+PENDING = "pending"
+
+# Lives only as long as the database connection and is seen by no other one. The connection pool
+# reuses connections, so the table is emptied before each use rather than assumed new.
+scratch_numbers = Table(
+    "broadcast_audience_numbers",
+    MetaData(),
+    Column("wa_id", String(32), primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Everyone in the customer store, those with a tag, or those whose number is in a file."""
+
+    tag: str | None = None
+    file: Path | None = None
+    file_sha256: str | None = None
+
+    @property
+    def description(self) -> str:
+        if self.file is not None:
+            return f"customers in {self.file.name} (sha256 {self.file_sha256})"
+        if self.tag is not None:
+            return f"customers tagged {self.tag}"
+        return "all customers"
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceNumber:
+    line: int
+    wa_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    audience: int  # customers in the audience
+    allowed: int  # of them, those marketing may reach
+
+    @property
+    def opted_out(self) -> int:
+        return self.audience - self.allowed
+
+
+@dataclass
+class FileLoad:
+    numbers: int = 0  # distinct numbers in the file
+    problems: list[Problem] = field(default_factory=list)  # the first few
+    problem_count: int = 0
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for chunk in iter(lambda: data.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_audience_csv(lines: Iterable[str]) -> Iterator[AudienceNumber | Problem]:
+    """Pure and lazy: one number (or problem) per row of a CSV with a `wa_id` or `phone` column.
+
+    Other columns (a CRM export's names, e-mails...) are ignored; blank rows are skipped.
+    """
+    # strict: an unbalanced quote is an error, not a field that swallows the rows after it.
+    reader = csv.reader(lines, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            yield Problem(1, "empty file: expected a header row with a wa_id or phone column")
+            return
+        columns = [column.strip().lower() for column in header]
+        present = [column for column in columns if column in NUMBER_COLUMNS]
+        if len(present) != 1:
+            yield Problem(1, "the header needs exactly one of the columns wa_id, phone")
+            return
+        index = columns.index(present[0])
+        for fields in reader:
+            if not any(value.strip() for value in fields):
+                continue
+            raw = fields[index].strip() if index < len(fields) else ""
+            if not raw:
+                yield Problem(reader.line_num, "missing phone number")
+                continue
+            try:
+                yield AudienceNumber(reader.line_num, normalise_wa_id(raw))
+            except ValueError as error:
+                yield Problem(reader.line_num, f"invalid phone number: {error}")
+    except csv.Error as error:
+        yield Problem(reader.line_num, f"unreadable CSV: {error}")
+
+
+def load_numbers(
+    conn: Connection,
+    items: Iterable[AudienceNumber | Problem],
+    batch_size: int = BATCH_SIZE,
+    problems_kept: int = 20,
+) -> FileLoad:
+    """Stream parsed rows into the scratch table, `batch_size` at a time; duplicates count once."""
+    scratch_numbers.create(conn, checkfirst=True)
+    conn.execute(delete(scratch_numbers))
+    insert = _insert_ignoring_duplicates(conn, scratch_numbers)
+    load = FileLoad()
+    batch: list[dict[str, str]] = []
+    for item in items:
+        if isinstance(item, Problem):
+            load.problem_count += 1
+            if len(load.problems) < problems_kept:
+                load.problems.append(item)
+            continue
+        batch.append({"wa_id": item.wa_id})
+        if len(batch) >= batch_size:
+            conn.execute(insert, batch)
+            batch = []
+    if batch:
+        conn.execute(insert, batch)
+    load.numbers = conn.execute(select(func.count()).select_from(scratch_numbers)).scalar_one()
+    return load
+
+
+def drop_numbers(conn: Connection) -> None:
+    scratch_numbers.drop(conn, checkfirst=True)
+
+
+def count(conn: Connection, audience: Audience) -> Selection:
+    allowed = marketing_allowed_clause(customers)
+    statement = select(func.count(), func.coalesce(func.sum(case((allowed, 1), else_=0)), 0)).select_from(
+        _source(audience)
+    )
+    total, allowed_count = conn.execute(statement).one()
+    return Selection(audience=total, allowed=allowed_count)
+
+
+def materialise(conn: Connection, broadcast_id: str, audience: Audience, at: datetime) -> int:
+    """One statement: a pending delivery for each customer of the audience that marketing may
+    reach. Returns how many were added; a second run for the same broadcast adds none."""
+    rows = (
+        select(
+            literal(broadcast_id, String),
+            customers.c.id,
+            customers.c.wa_id,
+            literal(PENDING, String),
+            literal(to_db(at), DateTime(timezone=True)),
+        )
+        .select_from(_source(audience))
+        # The WHERE also keeps SQLite from reading ON CONFLICT as part of a join.
+        .where(marketing_allowed_clause(customers))
+    )
+    columns = ["broadcast_id", "customer_id", "wa_id", "state", "updated_at"]
+    statement = _insert_ignoring_duplicates(conn, broadcast_deliveries).from_select(columns, rows)
+    return conn.execute(statement).rowcount
+
+
+def _source(audience: Audience) -> FromClause:
+    source: FromClause = customers
+    if audience.tag is not None:
+        # An alias, so that the opt-out subquery's `tags` is not correlated to this join.
+        segment = tags.alias("segment")
+        source = source.join(
+            segment, and_(segment.c.customer_id == customers.c.id, segment.c.name == audience.tag)
+        )
+    if audience.file is not None:
+        source = source.join(scratch_numbers, scratch_numbers.c.wa_id == customers.c.wa_id)
+    return source
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"unsupported database dialect: {dialect}")
