@@ -69,6 +69,8 @@ eval: install
 
 bench: eval train
 	$(PY) -m bench.webhook_vs_rest --model $(MODEL)
+	$(PY) -m bench.broadcast
+	$(PY) -m bench.load --model $(MODEL)
 
 lock:
 	rm -rf /tmp/lock-venv && $$(scripts/find-python3.10) -m venv /tmp/lock-venv

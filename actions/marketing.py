@@ -1,8 +1,9 @@
 """Marketing playbooks: messages the business starts, which an opted-out customer never gets.
 
 Every marketing action is a `MarketingAction`: its `run` asks `bot.consent.may_send_marketing`
-first and, for an opted-out customer (or when consent cannot be checked), sends nothing and sets
-`marketing_suppressed` so the conversation shows why. Subclasses only say what to send.
+first and, for an opted-out customer (or one in the middle of confirming an opt-out, or when consent
+cannot be checked), sends nothing and sets `marketing_suppressed` so the conversation shows why.
+Subclasses only say what to send.
 
 Service messages (answers to the customer's own questions, the opt-out confirmation) are not
 marketing and do not go through here.
@@ -29,6 +30,12 @@ from bot.masking import mask_phone
 logger = logging.getLogger(__name__)
 
 SUPPRESSED_SLOT = "marketing_suppressed"
+OPT_OUT_FORM = "opt_out_form"
+
+
+def confirming_opt_out(tracker: Tracker) -> bool:
+    """The customer asked to stop and has not answered "are you sure?" yet: no marketing now."""
+    return tracker.active_loop_name == OPT_OUT_FORM
 
 
 class MarketingAction(Action, ABC):
@@ -40,6 +47,9 @@ class MarketingAction(Action, ABC):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         wa_id = tracker.sender_id
+        if confirming_opt_out(tracker):
+            logger.info("%s: %s is confirming an opt-out; not sent", self.playbook, mask_phone(wa_id))
+            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: customer is confirming an opt-out")]
         try:
             allowed = await run_store(consent.may_send_marketing, wa_id)
         except (SQLAlchemyError, ValueError):

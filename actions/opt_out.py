@@ -62,7 +62,8 @@ def confirmation_answer(intent: str | None, unclear_so_far: float) -> dict[str, 
     """
     if intent in DECISION_BY_INTENT:
         return {"opt_out_decision": DECISION_BY_INTENT[intent]}
-    if intent in QUESTION_INTENTS:
+    if intent in QUESTION_INTENTS or (intent or "").startswith("EXTERNAL_"):
+        # Questions, and events from outside (a broadcast, a playbook), are not answers.
         return {}
     unclear = int(unclear_so_far) + 1
     if unclear >= MAX_UNCLEAR_ANSWERS:

@@ -52,6 +52,20 @@ class LatencySummary:
         )
 
 
+def abba_schedule(first: str, second: str, seconds: float, segment_s: float) -> list[tuple[str, float]]:
+    """Segments of about `segment_s` giving each of two channels `seconds` in all, ordered ABBA ABBA...
+
+    Other work on the machine comes and goes during a run; alternating short segments, and
+    mirroring each pair, makes whatever it costs fall on both channels alike.
+    """
+    if seconds <= 0 or segment_s <= 0:
+        raise ValueError("durations must be positive")
+    # Pairs in mirrored couples (AB, BA): an even count, at least one couple.
+    pairs = max(2, 2 * round(seconds / segment_s / 2))
+    order = [(first, second) if n % 2 == 0 else (second, first) for n in range(pairs)]
+    return [(channel, seconds / pairs) for pair in order for channel in pair]
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), interpolating linearly between ranks like numpy's default."""
     if not values:
@@ -86,6 +100,12 @@ def per_second(count: int, seconds: float) -> float:
     if seconds <= 0:
         raise ValueError(f"cannot compute a rate over {seconds} s")
     return count / seconds
+
+
+def ms_per_message(seconds: float, count: int) -> float:
+    if count <= 0:
+        raise ValueError("no messages to share the time between")
+    return seconds * 1000 / count
 
 
 def ratio(whatsapp: float, rest: float) -> float:

@@ -12,11 +12,12 @@ dedupe claim, customer sighting, the send to the Graph API, against Rasa's colle
 - Throughput, closed loop: `--clients` clients, each a customer of its own, send one message after
   another for `--duration` seconds per channel. A WhatsApp message counts when its webhook answered
   200 and its reply reached the fake Graph API; a REST message when it was answered 200 with a reply.
+  Also the CPU time the servers spent per message, which other work on the machine hardly moves.
 - Latency, open loop: `--rate` messages/s for `--latency-duration` seconds per channel; the answer
   time of each webhook (WhatsApp answers after the turn, so its reply has been sent by then).
 
-Each measurement runs WhatsApp, REST, REST, WhatsApp for half the time each, so that load from
-anything else on the machine that rises or falls during the run weighs on both channels alike.
+Each measurement alternates the channels in segments of a few seconds (WhatsApp, REST, REST,
+WhatsApp, ...), so that load from anything else on the machine weighs on both channels alike.
 
 Exit code 0 when the benchmark ran and lost no message; the targets are reported ("TARGETS MET" /
 "TARGETS MISSED"), not asserted, so the numbers can be archived on a bad day too.
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -38,7 +40,17 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bench.stats import Attempt, LatencySummary, Losses, losses, per_second, ratio, targets
+from bench.stats import (
+    Attempt,
+    LatencySummary,
+    Losses,
+    abba_schedule,
+    losses,
+    ms_per_message,
+    per_second,
+    ratio,
+    targets,
+)
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER, sign
 from tests.rasa_servers import APP_SECRET, RunningBot, start_bot
@@ -47,8 +59,7 @@ MESSAGE = "hello"
 WHATSAPP = "whatsapp"
 REST = "rest"
 CHANNELS = (WHATSAPP, REST)
-# WhatsApp first and last: a linear drift in background load then costs both channels the same.
-ORDER = (WHATSAPP, REST, REST, WHATSAPP)
+SEGMENT_S = 5.0  # short enough to follow other work on the machine, long enough to reach steady state
 # A customer's conversation grows with every turn and Rasa loads all of it each turn; moving to a
 # new customer now and then keeps trackers alike whichever channel completes more messages.
 TURNS_PER_CUSTOMER = 10
@@ -120,6 +131,25 @@ class Senders:
         return f"{self.prefix}{next(self._numbers):08d}"
 
 
+def server_cpu_seconds(bot: RunningBot) -> float | None:
+    """CPU time the action server and Rasa have used so far; None without /proc (not Linux).
+
+    Other work on the machine moves it far less than it moves messages/s (it only slows the CPU
+    down a little, instead of taking it away), so the channels' difference in it is the better
+    guide to what a channel itself costs.
+    """
+    total = 0.0
+    for process in bot.processes.values():
+        try:
+            stat = Path(f"/proc/{process.pid}/stat").read_text()
+        except OSError:
+            return None
+        # utime and stime are fields 14 and 15; the command name before them may contain spaces.
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 async def attempt(channel: Channel, sender: str, since: float) -> Attempt:
     try:
         status = await channel.send(sender)
@@ -183,6 +213,7 @@ class ChannelRun:
     warm_up: list[Attempt] = field(default_factory=list)
     throughput: list[Attempt] = field(default_factory=list)
     throughput_seconds: float = 0.0
+    server_cpu_seconds: float | None = 0.0
     latency: list[Attempt] = field(default_factory=list)
     replies: dict[str, list[str]] = field(default_factory=dict)
 
@@ -203,16 +234,21 @@ async def measure(bot: RunningBot, args: argparse.Namespace) -> dict[str, Channe
         check_same_reply(channels, runs)
 
         print(f"throughput: {args.clients} clients, {args.duration:g} s per channel", file=sys.stderr)
-        for name in ORDER:
-            done, seconds = await closed_loop(channels[name], senders[name], args.clients, args.duration / 2)
+        for name, segment_s in abba_schedule(WHATSAPP, REST, args.duration, SEGMENT_S):
+            cpu_before = server_cpu_seconds(bot)
+            done, seconds = await closed_loop(channels[name], senders[name], args.clients, segment_s)
+            cpu_after, cpu_so_far = server_cpu_seconds(bot), runs[name].server_cpu_seconds
             runs[name].throughput += done
             runs[name].throughput_seconds += seconds
+            runs[name].server_cpu_seconds = (
+                None
+                if cpu_before is None or cpu_after is None or cpu_so_far is None
+                else cpu_so_far + cpu_after - cpu_before
+            )
 
         print(f"latency: {args.rate:g} msg/s, {args.latency_duration:g} s per channel", file=sys.stderr)
-        for name in ORDER:
-            runs[name].latency += await open_loop(
-                channels[name], senders[name], args.rate, args.latency_duration / 2
-            )
+        for name, segment_s in abba_schedule(WHATSAPP, REST, args.latency_duration, SEGMENT_S):
+            runs[name].latency += await open_loop(channels[name], senders[name], args.rate, segment_s)
 
         for name in CHANNELS:
             runs[name].replies = channels[name].replies()
@@ -221,10 +257,10 @@ async def measure(bot: RunningBot, args: argparse.Namespace) -> dict[str, Channe
 
 def check_same_reply(channels: dict[str, Channel], runs: dict[str, ChannelRun]) -> None:
     """Both channels must take the same cheap path (greet -> utter_greet) or the comparison is void."""
-    texts = {
-        name: {text for a in runs[name].warm_up for text in channels[name].replies().get(a.sender, [])}
-        for name in CHANNELS
-    }
+    texts: dict[str, set[str]] = {}
+    for name in CHANNELS:
+        replies = channels[name].replies()
+        texts[name] = {text for a in runs[name].warm_up for text in replies.get(a.sender, [])}
     if len(texts[WHATSAPP]) != 1 or texts[WHATSAPP] != texts[REST]:
         raise RuntimeError(f"the channels did not answer {MESSAGE!r} with the same single reply: {texts}")
 
@@ -243,6 +279,11 @@ def report(runs: dict[str, ChannelRun], args: argparse.Namespace) -> dict[str, A
             "messages": completed,
             "seconds": runs[name].throughput_seconds,
             "per_second": per_second(completed, runs[name].throughput_seconds),
+            "server_cpu_ms_per_message": (
+                None
+                if runs[name].server_cpu_seconds is None
+                else ms_per_message(runs[name].server_cpu_seconds, len(runs[name].throughput))
+            ),
         }
     latency = {
         name: LatencySummary.of([a.seconds for a in runs[name].latency if a.status == 200])
@@ -288,6 +329,10 @@ def table(result: dict[str, Any]) -> str:
             str(throughput[WHATSAPP]["messages"]),
             str(throughput[REST]["messages"]),
         ),
+        (
+            "  server CPU per message (ms)",
+            *(_ms(throughput[c]["server_cpu_ms_per_message"]) for c in CHANNELS),
+        ),
         *(
             (
                 f"latency at {result['rate_per_s']:g} msg/s, {q} (ms)",
@@ -307,6 +352,10 @@ def table(result: dict[str, Any]) -> str:
     lines += [f"{'met' if ok else 'MISSED':<8}{name}" for name, ok in result["targets"].items()]
     lines.append("TARGETS MET" if result["targets_met"] else "TARGETS MISSED")
     return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, create_engine
+from sqlalchemy.pool import QueuePool
 
 from bot import VAR_DIR
 
@@ -44,11 +45,22 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
 
 @functools.lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
+    # hide_parameters: a failed statement's values (phone numbers) stay out of logged errors.
     if url.startswith("sqlite"):
-        engine = create_engine(url, future=True, connect_args={"check_same_thread": False})
+        # SQLAlchemy 1.4 pools no SQLite file connections by default: every transaction would
+        # reconnect and rerun the PRAGMAs below, several times per webhook.
+        engine = create_engine(
+            url,
+            future=True,
+            hide_parameters=True,
+            poolclass=QueuePool,
+            connect_args={"check_same_thread": False},
+        )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url, future=True, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=10
+    )
 
 
 def get_engine() -> Engine:

@@ -1,8 +1,9 @@
-"""Start the action server and the Rasa server together, and stop both together.
+"""Start the bot's processes together, and stop them together.
 
-`make run` ends here. Both children share our terminal (logs go to the console); Ctrl-C or
-SIGTERM stops both cleanly, and if either dies the other is stopped too, so that a half-running
-bot never sits there looking healthy.
+`make run` ends here: the action server, the Rasa server and the dashboard (`bot.dashboard`), plus,
+without WhatsApp credentials, the local Graph API stand-in that the simulator reads. All children
+share our terminal (logs go to the console); Ctrl-C or SIGTERM stops them all cleanly, and if one
+dies the others are stopped too, so that a half-running bot never sits there looking healthy.
 """
 
 from __future__ import annotations
@@ -25,12 +26,21 @@ STOP_TIMEOUT = 15.0
 class Ports:
     rasa: int
     actions: int
+    dashboard: int = 5080
+    stand_in: int = 5081  # the local Graph API stand-in (simulator only)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | os._Environ = os.environ) -> Ports:
         return cls(
-            rasa=int(environ.get("RASA_PORT", "5005")), actions=int(environ.get("ACTIONS_PORT", "5055"))
+            rasa=int(environ.get("RASA_PORT", "5005")),
+            actions=int(environ.get("ACTIONS_PORT", "5055")),
+            dashboard=int(environ.get("DASHBOARD_PORT", "5080")),
+            stand_in=int(environ.get("SIMULATOR_GRAPH_PORT", "5081")),
         )
+
+    @property
+    def stand_in_url(self) -> str:
+        return f"http://127.0.0.1:{self.stand_in}"
 
 
 def auth_token(
@@ -39,8 +49,9 @@ def auth_token(
     """RASA_AUTH_TOKEN, or a random token kept in var/ so that the HTTP API is never left open."""
     if environ.get("RASA_AUTH_TOKEN"):
         return environ["RASA_AUTH_TOKEN"]
-    if token_file.exists():
-        return token_file.read_text().strip()
+    stored = token_file.read_text().strip() if token_file.exists() else ""
+    if stored:  # an empty file must never become an empty (open) token
+        return stored
     token_file.parent.mkdir(exist_ok=True)
     token = secrets.token_urlsafe(32)
     token_file.touch(mode=0o600)
@@ -52,8 +63,25 @@ def rasa_bin() -> str:
     return str(Path(sys.executable).with_name("rasa"))
 
 
-def commands(ports: Ports, token: str, model: str = "models") -> list[list[str]]:
+def commands(
+    ports: Ports, token: str, model: str = "models", stand_in_token: str | None = None
+) -> list[list[str]]:
+    """The processes to start. With `stand_in_token` (the generated access token) the bot is wired
+    to the simulator: the Graph API stand-in runs too and the dashboard turns the simulator on."""
     rasa = rasa_bin()
+    dashboard = [
+        sys.executable, "-m", "bot.dashboard",
+        "--port", str(ports.dashboard), "--rasa-port", str(ports.rasa),
+    ]  # fmt: skip
+    local = []
+    if stand_in_token is not None:
+        dashboard += ["--simulator", ports.stand_in_url]
+        local = [
+            [
+                sys.executable, "-m", "bot.fake_graph_api",
+                "--port", str(ports.stand_in), "--token", stand_in_token,
+            ]
+        ]  # fmt: skip
     return [
         [rasa, "run", "actions", "--actions", "actions", "--port", str(ports.actions)],
         [
@@ -64,6 +92,8 @@ def commands(ports: Ports, token: str, model: str = "models") -> list[list[str]]
             "--endpoints", "endpoints.yml",
             "--model", model,
         ],
+        dashboard,
+        *local,
     ]  # fmt: skip
 
 

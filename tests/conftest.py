@@ -9,8 +9,9 @@ import pytest
 from bot.db import engine_for
 from bot.fake_graph_api import FakeGraphServer
 from bot.migrations import upgrade
-from tests.servers import PostgresServer, PostgresUnavailable
+from tests.servers import PostgresServer, PostgresUnavailable, RedisServer, RedisUnavailable
 from tests.servers import postgres_server as start_postgres_server
+from tests.servers import redis_server as start_redis_server
 
 
 @pytest.fixture
@@ -60,3 +61,15 @@ def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     upgrade(url)
     yield url
     engine_for(url).dispose()
+
+
+# --- Redis (lock store): a throwaway redis-server for the session, or a skip saying what is missing ---
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        with start_redis_server() as server:
+            yield server
+    except RedisUnavailable as reason:
+        pytest.skip(f"Redis not found (apt-get install redis-server): {reason}")

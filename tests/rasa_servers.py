@@ -1,12 +1,15 @@
 """A real bot for end-to-end tests and benchmarks: action server + Rasa server + fake Graph API.
 
 Everything runs on loopback with a throwaway SQLite database (customer store and tracker store),
-the trained model from `make train`, and the project's own credentials.yml; only the secrets and
-the Graph API URL come from the environment, as in production.
+the trained model from `make train`, and the project's own credentials.yml and endpoints.yml; only
+the secrets, the stores' URLs and the Graph API URL come from the environment, as in production.
+`start_bot(..., database_url=, tracker_store_url=, redis_url=)` puts the bot on PostgreSQL and Redis
+instead, and `RunningBot.start_replica` adds a second Rasa server on the same stores.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -64,6 +67,9 @@ class RunningBot:
     model: Path = MODEL
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    tracker_store_url: str | None = None  # None: SQLite in workdir
+    redis_url: str | None = None  # None: in-memory locks
+    owns_graph: bool = True  # False for a replica: the first bot stops the shared fake Graph API
 
     @property
     def env(self) -> dict[str, str]:
@@ -71,6 +77,11 @@ class RunningBot:
             **os.environ,
             "DATABASE_URL": self.database_url,
             "ACTIONS_PORT": str(self.actions_port),
+            "TRACKER_STORE_URL": self.tracker_store_url or f"sqlite:///{self.workdir / 'tracker.sqlite3'}",
+            "REDIS_URL": self.redis_url or "",  # empty: unset, whatever the caller's shell says
+            # where `python -m bot broadcast` finds this bot's Rasa HTTP API
+            "RASA_PORT": str(self.rasa_port),
+            "RASA_AUTH_TOKEN": AUTH_TOKEN,
             "WHATSAPP_APP_SECRET": APP_SECRET,
             "WHATSAPP_VERIFY_TOKEN": "e2e-verify-token",
             "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
@@ -105,17 +116,13 @@ class RunningBot:
         _wait_for(f"http://127.0.0.1:{self.actions_port}/health", self.processes["actions"], log)
 
     def start_rasa(self) -> None:
-        endpoints = self.workdir / "endpoints.yml"
-        endpoints.write_text(
-            f"action_endpoint:\n  url: http://127.0.0.1:{self.actions_port}/webhook\n"
-            f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {self.workdir / 'tracker.sqlite3'}\n"
-        )
+        endpoints = PROJECT_ROOT / "endpoints.yml"  # the stores follow TRACKER_STORE_URL and REDIS_URL
         log = self.workdir / "rasa.log"
         self.processes["rasa"] = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("rasa")), "run",
                 "--enable-api", "--auth-token", AUTH_TOKEN,
-                "--port", str(self.rasa_port),
+                "--interface", "127.0.0.1", "--port", str(self.rasa_port),
                 "--credentials", "credentials.yml",
                 "--endpoints", str(endpoints),
                 "--model", str(self.model),
@@ -127,6 +134,23 @@ class RunningBot:
         )  # fmt: skip
         _wait_for(f"http://127.0.0.1:{self.rasa_port}/status?token={AUTH_TOKEN}", self.processes["rasa"], log)
 
+    def start_replica(self, workdir: Path) -> RunningBot:
+        """Another Rasa server on the same stores, action server and fake Graph API; its log in workdir."""
+        replica = dataclasses.replace(
+            self,
+            workdir=workdir,
+            rasa_port=free_port(),
+            processes={},
+            owns_graph=False,
+            tracker_store_url=self.env["TRACKER_STORE_URL"],  # not a file in the replica's workdir
+        )
+        try:
+            replica.start_rasa()
+        except BaseException:
+            replica.stop()
+            raise
+        return replica
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -137,7 +161,8 @@ class RunningBot:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self.graph.stop()
+        if self.owns_graph:
+            self.graph.stop()
 
     def post(self, payload: Any) -> int:
         """POST a webhook signed like Meta signs it; returns the HTTP status."""
@@ -168,10 +193,19 @@ class RunningBot:
         )
 
 
-def start_bot(workdir: Path, *, model: Path = MODEL, **extra_env: str) -> RunningBot:
+def start_bot(
+    workdir: Path,
+    *,
+    model: Path = MODEL,
+    database_url: str | None = None,
+    tracker_store_url: str | None = None,
+    redis_url: str | None = None,
+    **extra_env: str,
+) -> RunningBot:
+    """The bot on SQLite files in workdir and in-memory locks, unless the URLs say otherwise."""
     if not model.exists():
         raise RuntimeError(f"{model} is missing: run `make train` (make test does it first)")
-    database_url = f"sqlite:///{workdir / 'bot.sqlite3'}"
+    database_url = database_url or f"sqlite:///{workdir / 'bot.sqlite3'}"
     upgrade(database_url)
     bot = RunningBot(
         workdir=workdir,
@@ -181,6 +215,8 @@ def start_bot(workdir: Path, *, model: Path = MODEL, **extra_env: str) -> Runnin
         actions_port=free_port(),
         model=model,
         extra_env=extra_env,
+        tracker_store_url=tracker_store_url,
+        redis_url=redis_url,
     )
     try:
         bot.start_actions()

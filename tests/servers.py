@@ -1,4 +1,4 @@
-"""Throwaway database servers for tests: a private PostgreSQL on loopback in a temp directory."""
+"""Throwaway servers for tests: a private PostgreSQL and a private Redis on loopback, in temp directories."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
 from sqlalchemy import create_engine, text
 
 # initdb refuses to run as root; the Debian package creates this system user.
@@ -33,9 +35,15 @@ class PostgresUnavailable(RuntimeError):
     """The binaries (or a user allowed to run them) are missing: tests should skip, not fail."""
 
 
+class RedisUnavailable(RuntimeError):
+    """redis-server is missing: tests should skip, not fail."""
+
+
 @dataclass
 class PostgresServer:
     url: str  # the server's own `postgres` database, as the trusted superuser
+    # how to stop and start this very server again (fault tests take the database away)
+    _pg_ctl: list[str] = field(default_factory=list)
     _names: Iterator[int] = field(default_factory=itertools.count)
 
     def create_database(self) -> str:
@@ -48,6 +56,14 @@ class PostgresServer:
         finally:
             engine.dispose()
         return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+    def stop(self) -> None:
+        """Stop the server the way an outage would: open connections are cut, new ones refused."""
+        _run([*self._pg_ctl, "-m", "fast", "stop"])
+
+    def start(self) -> None:
+        """Start it again on the same port, with the same data."""
+        _run([*self._pg_ctl, "-w", "-t", "60", "start"])
 
 
 def postgres_bindir() -> Path:
@@ -93,14 +109,70 @@ def postgres_server() -> Iterator[PostgresServer]:
             f"-c {name}={value}" for name, value in SERVER_SETTINGS.items()
         )
         log = root / "server.log"
-        start = ["-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"]
-        _run([*prefix, str(bindir / "pg_ctl"), *start], log)
+        pg_ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options]
+        _run([*pg_ctl, "-w", "-t", "60", "start"], log)
         try:
-            yield PostgresServer(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+            yield PostgresServer(f"postgresql://postgres@127.0.0.1:{port}/postgres", pg_ctl)
         finally:
-            _run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+            # A fault test may have left it stopped; a second stop then fails, harmlessly.
+            subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, check=False)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    url: str  # redis://127.0.0.1:<port>/0
+
+    def database_url(self, db: int) -> str:
+        """The URL of another of the server's numbered databases (one per test keeps keys apart)."""
+        return self.url.rsplit("/", 1)[0] + f"/{db}"
+
+
+@contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    """Start a private redis-server on loopback (no persistence, its files in a temp dir) and stop
+    it afterwards. Raises RedisUnavailable when redis-server is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RedisUnavailable("redis-server is not on PATH")
+    root = Path(tempfile.mkdtemp(prefix="redis-test-"))
+    port = _free_port()
+    log = root / "server.log"
+    command = [
+        binary, "--port", str(port), "--bind", "127.0.0.1",
+        "--save", "", "--appendonly", "no", "--dir", str(root), "--logfile", str(log),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_redis(port, process, log)
+        yield RedisServer(f"redis://127.0.0.1:{port}/0")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_redis(port: int, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                server_log = log.read_text(errors="replace") if log.exists() else ""
+                raise RuntimeError(f"redis-server exited with {process.returncode}:\n{server_log}")
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"redis-server did not answer on port {port} within {timeout}s")
+    finally:
+        client.close()
 
 
 def _run(command: list[str], log: Path | None = None) -> None:

@@ -10,7 +10,9 @@ from bench.stats import (
     Attempt,
     LatencySummary,
     Losses,
+    abba_schedule,
     losses,
+    ms_per_message,
     per_second,
     percentile,
     ratio,
@@ -78,6 +80,12 @@ def test_per_second_needs_elapsed_time(seconds):
         per_second(10, seconds)
 
 
+def test_ms_per_message_shares_cpu_seconds_between_messages():
+    assert ms_per_message(1.5, 30) == pytest.approx(50.0)
+    with pytest.raises(ValueError):
+        ms_per_message(1.0, 0)
+
+
 def test_ratio_needs_rest_throughput():
     with pytest.raises(ValueError):
         ratio(10.0, 0.0)
@@ -92,3 +100,22 @@ def test_targets_missed_each_on_its_own():
     assert list(targets(RATIO_TARGET - 0.01, 0.1).values()) == [False, True]
     # The median target is strict: exactly 250 ms misses it.
     assert list(targets(1.0, MEDIAN_TARGET_S).values()) == [True, False]
+
+
+def test_abba_schedule_mirrors_each_pair_and_shares_the_time_equally():
+    schedule = abba_schedule("w", "r", 20.0, 5.0)
+    assert [channel for channel, _ in schedule] == ["w", "r", "r", "w", "w", "r", "r", "w"]
+    assert {seconds for _, seconds in schedule} == {5.0}
+
+
+@pytest.mark.parametrize("seconds, segment_s, pairs", [(3.0, 5.0, 2), (12.0, 5.0, 2), (16.0, 5.0, 4)])
+def test_abba_schedule_always_has_whole_mirrored_couples(seconds, segment_s, pairs):
+    schedule = abba_schedule("w", "r", seconds, segment_s)
+    assert len(schedule) == 2 * pairs
+    for channel in ("w", "r"):
+        assert sum(s for c, s in schedule if c == channel) == pytest.approx(seconds)
+
+
+def test_abba_schedule_refuses_empty_durations():
+    with pytest.raises(ValueError):
+        abba_schedule("w", "r", 0.0, 5.0)

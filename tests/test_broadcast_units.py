@@ -12,7 +12,7 @@ import pytest
 from bot import PROJECT_ROOT
 from bot.broadcast.audience import Audience, AudienceNumber, parse_audience_csv
 from bot.broadcast.deliveries import Broadcast, Outcome
-from bot.broadcast.rate import MIN_RATE, TokenBucket
+from bot.broadcast.rate import MIN_RATE, Pacer, TokenBucket
 from bot.broadcast.report import ReportRow, aggregate, format_report
 from bot.broadcast.runner import Tally
 from bot.broadcast.template import STOP_BUTTON_INDEX, STOP_PAYLOAD, template_message
@@ -52,6 +52,17 @@ def test_slowing_down_halves_the_rate_but_not_below_the_minimum():
     for _ in range(10):
         bucket.slow_down(1.0)
     assert bucket.rate == MIN_RATE
+
+
+def test_sends_throttled_together_slow_the_pacer_down_once():
+    now = [0.0]
+    pacer = Pacer(80, clock=lambda: now[0])
+    for _ in range(8):  # eight sends in flight came back throttled at once
+        pacer.slow_down()
+    assert pacer.rate == 40
+    now[0] = 1.0
+    pacer.slow_down()
+    assert pacer.rate == 20
 
 
 def test_a_bucket_needs_a_positive_rate():

@@ -120,10 +120,10 @@ def test_the_database_refuses_to_change_or_delete_consent_history(opted_out, sql
     assert count(consent_events) == 2
 
 
+# SQLite has no TRUNCATE (its DELETE is guarded row by row): PostgreSQL only.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("table", ["tags", "consent_events", "customers"])
 def test_postgresql_refuses_to_truncate_the_store(opted_out, db_url, table):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite has no TRUNCATE (its DELETE is guarded row by row)")
     assert "cannot be truncated" in refused(f"TRUNCATE {table} CASCADE")
     assert count(tags, name=OPT_OUT) == 1
 
@@ -138,10 +138,9 @@ def test_postgresql_refuses_to_truncate_the_store(opted_out, db_url, table):
         " SELECT id, customer_id, 'resume', 'import', occurred_at, recorded_at FROM consent_events",
     ],
 )
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sqlite_replace_cannot_sneak_past_the_delete_guards(opted_out, db_url, sql):
     # REPLACE deletes the conflicting row without firing delete triggers; the insert is skipped.
-    if not db_url.startswith("sqlite"):
-        pytest.skip("INSERT OR REPLACE is SQLite syntax")
     before = history()
     with get_engine().begin() as conn:
         conn.execute(text(sql))

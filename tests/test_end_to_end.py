@@ -116,7 +116,7 @@ def test_two_unclear_answers_end_the_form_without_opting_out(bot):
     bot.post(meta.text(wa_id, "stop"))
     bot.post(meta.text(wa_id, "banana smoothie recipe"))
     confirmation_buttons(bot, wa_id)  # asked again
-    bot.post(meta.text(wa_id, "purple elephants dancing"))
+    bot.post(meta.text(wa_id, "my cat is sleeping"))
     assert "write STOP" in last_text(bot, wa_id)
     assert opt_out_tag(show(bot, wa_id)) is None
 

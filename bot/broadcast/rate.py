@@ -49,11 +49,19 @@ class TokenBucket:
 
 
 class Pacer:
-    """The async shell around a bucket."""
+    """The async shell around a bucket.
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    Several sends in flight hit the same throttling at once: one slow-down per second answers it,
+    not one per send.
+    """
+
+    def __init__(
+        self, rate: float, clock: Callable[[], float] = time.monotonic, slow_down_every: float = 1.0
+    ) -> None:
         self._clock = clock
         self.bucket = TokenBucket.full(rate, clock())
+        self._slow_down_every = slow_down_every
+        self._slowed_at = -slow_down_every
 
     async def wait(self) -> None:
         delay = self.bucket.reserve(self._clock())
@@ -61,7 +69,10 @@ class Pacer:
             await asyncio.sleep(delay)
 
     def slow_down(self) -> None:
-        self.bucket.slow_down(self._clock())
+        now = self._clock()
+        if now - self._slowed_at >= self._slow_down_every:
+            self.bucket.slow_down(now)
+            self._slowed_at = now
 
     @property
     def rate(self) -> float:

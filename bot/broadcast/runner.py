@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -124,14 +124,17 @@ def is_throttled(outcome: Outcome) -> bool:
 
 async def send_pending(
     broadcast_id: str,
-    rasa: RasaApi,
+    rasa: Sequence[RasaApi],
     rate: float,
     concurrency: int,
     progress: TextIO,
     progress_interval: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
 ) -> Tally:
-    """Attempt every delivery that is pending now, once, in customer order."""
+    """Attempt every delivery that is pending now, once, in customer order.
+
+    With several Rasa servers (replicas sharing their stores), the workers take turns among them.
+    """
     pending, _ = await _store(deliveries.pending_counts, broadcast_id)
     tally = Tally(to_attempt=pending)
     pacer = Pacer(rate, clock)
@@ -148,11 +151,11 @@ async def send_pending(
         for _ in range(concurrency):
             await queue.put(None)
 
-    async def work(session: aiohttp.ClientSession) -> None:
+    async def work(session: aiohttp.ClientSession, api: RasaApi) -> None:
         nonlocal stalled
         while tally.stopped is None and (delivery := await queue.get()) is not None:
             await pacer.wait()
-            error = await rasa.trigger(session, delivery.wa_id, broadcast_id)
+            error = await api.trigger(session, delivery.wa_id, broadcast_id)
             tally.rasa_errors += error is not None
             outcome = await _store(deliveries.outcome, broadcast_id, delivery.customer_id)
             tally.record(outcome)
@@ -175,11 +178,12 @@ async def send_pending(
     async with aiohttp.ClientSession(
         timeout=timeout, connector=aiohttp.TCPConnector(limit=concurrency)
     ) as session:
-        await rasa.check(session)
+        for api in rasa:
+            await api.check(session)
         producer = asyncio.create_task(produce())
         reporter = asyncio.create_task(show_progress())
         try:
-            await asyncio.gather(*(work(session) for _ in range(concurrency)))
+            await asyncio.gather(*(work(session, rasa[i % len(rasa)]) for i in range(concurrency)))
         finally:
             producer.cancel()
             reporter.cancel()

@@ -31,8 +31,8 @@ The audience (every customer, --tag TAG, or the numbers in --audience FILE.csv t
 customer store knows) is selected in the database; customers with an OPT_OUT tag are left
 out, and a customer who opts out while the broadcast runs is skipped at their turn. Each
 message is sent by the Rasa server (action_send_broadcast in the customer's conversation),
-so the bot must be running (`make run`): RASA_PORT and RASA_AUTH_TOKEN (or
-var/rasa_auth_token) say where and how to reach it.
+so the bot must be running (`make run`): RASA_PORT (or --rasa-url) and RASA_AUTH_TOKEN
+(or var/rasa_auth_token) say where and how to reach it.
 
 The template's first button must be the "Stop promotions" quick reply; it is sent with the
 payload STOP_PROMOTIONS, which starts the opt-out confirmation.
@@ -87,6 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"sends in flight at once, 1-64 (default {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--rasa-url",
+        action="append",
+        metavar="URL",
+        help="a Rasa server to send through (default http://127.0.0.1:$RASA_PORT); repeat for"
+        " replicas that share their tracker and lock stores",
     )
     parser.add_argument(
         "--id",
@@ -179,7 +186,7 @@ def _create_and_send(broadcast_id: str, args: argparse.Namespace, audience: Audi
         f"broadcast {broadcast.id}: {broadcast.audience_count - broadcast.excluded_opted_out} to send,"
         f" {broadcast.excluded_opted_out} left out as opted out ({broadcast.audience})"
     )
-    return _send(broadcast, rate, args.concurrency)
+    return _send(broadcast, rate, args)
 
 
 def _resume(broadcast: deliveries.Broadcast, args: argparse.Namespace, audience: Audience | None) -> int:
@@ -204,13 +211,15 @@ def _resume(broadcast: deliveries.Broadcast, args: argparse.Namespace, audience:
         print(f"skipped as opted out: {opted_out} (opted out since the selection)")
         return 0
     print(f"resuming broadcast {broadcast.id} ({broadcast.template}, {broadcast.audience})")
-    return _send(broadcast, args.rate or broadcast.rate, args.concurrency)
+    return _send(broadcast, args.rate or broadcast.rate, args)
 
 
-def _send(broadcast: deliveries.Broadcast, rate: float, concurrency: int) -> int:
-    rasa = RasaApi(f"http://127.0.0.1:{Ports.from_env().rasa}", auth_token())
+def _send(broadcast: deliveries.Broadcast, rate: float, args: argparse.Namespace) -> int:
+    token = auth_token()
+    urls = args.rasa_url or [f"http://127.0.0.1:{Ports.from_env().rasa}"]
+    rasa = [RasaApi(url.rstrip("/"), token) for url in urls]
     try:
-        tally = asyncio.run(send_pending(broadcast.id, rasa, rate, concurrency, sys.stderr))
+        tally = asyncio.run(send_pending(broadcast.id, rasa, rate, args.concurrency, sys.stderr))
     except RasaUnavailable as error:
         return _fail(f"{error}\nnothing sent; resume with --id {broadcast.id} once the bot runs")
     except KeyboardInterrupt:

@@ -72,16 +72,20 @@ def record_opt_out(
     customer_id, _ = ensure_customer(conn, wa_id, name)
     tag = {"name": OPT_OUT, "added_at": at, "source": source, "message_id": message_id}
     created = insert_or_ignore(conn, tags, {"customer_id": customer_id, **tag})
-    kind = OPT_OUT_EVENT if created else OPT_OUT_REPEATED
-    _append_event(conn, customer_id, kind, source, message_id, detail, at)
     if created:
+        _append_event(conn, customer_id, OPT_OUT_EVENT, source, message_id, detail, at)
         return OptOutResult(True, from_db(at), source, message_id)
     stored = conn.execute(
         select(tags.c.added_at, tags.c.source, tags.c.message_id).where(
             tags.c.customer_id == customer_id, tags.c.name == OPT_OUT
         )
     ).one()
-    return OptOutResult(False, from_db(stored.added_at), stored.source, stored.message_id)
+    first = OptOutResult(False, from_db(stored.added_at), stored.source, stored.message_id)
+    # The first opt-out delivered again is no repetition. Without a message id, nothing else would
+    # stop it on PostgreSQL: the unique index there includes the kind, and this one's would differ.
+    if not _same_event(first, source, message_id, at):
+        _append_event(conn, customer_id, OPT_OUT_REPEATED, source, message_id, detail, at)
+    return first
 
 
 def record_consent_event(
@@ -157,6 +161,13 @@ def _append_event(
         "recorded_at": now(),
     }
     return insert_or_ignore(conn, consent_events, event)
+
+
+def _same_event(first: OptOutResult, source: str, message_id: str | None, at: datetime) -> bool:
+    """Pure: is this opt-out the one the tag was written for (same message, or same source and time)?"""
+    if message_id is not None:
+        return first.message_id == message_id
+    return first.message_id is None and first.source == source and first.added_at == from_db(at)
 
 
 def _check_source(source: str) -> None:

@@ -24,6 +24,7 @@ from sanic.response import HTTPResponse
 
 from bot.db import run_sync
 from bot.masking import mask_phone
+from bot.rasa_stores import tracker_store_failed, watch_turn
 from bot.turns import RETRY_TURN_KEY
 from bot.whatsapp import inbox, signals
 from bot.whatsapp.cloud_api import CloudApiClient
@@ -67,6 +68,9 @@ class WhatsAppOutput(OutputChannel):
         if self.client is None:
             logger.error("cannot send to WhatsApp: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
             return
+        if tracker_store_failed():
+            # The turn runs on an empty conversation (see _deliver): its answer would be wrong.
+            raise TurnMustBeRetried("the tracker store failed during this turn")
         for body in bodies:
             await self.client.send(body)
 
@@ -142,7 +146,8 @@ class WhatsAppInput(InputChannel):
                 return refusal
             try:
                 batch = parse_webhook(json.loads(request.body))
-            except (ValueError, MalformedWebhook) as exc:  # JSONDecodeError is a ValueError
+            # JSONDecodeError is a ValueError; JSON nested too deep for the decoder a RecursionError.
+            except (ValueError, RecursionError, MalformedWebhook) as exc:
                 logger.warning("malformed webhook: %s", exc)
                 return response.json({"error": f"malformed webhook: {exc}"}, status=400)
             return await self._handle(batch, on_new_message)
@@ -176,7 +181,8 @@ class WhatsAppInput(InputChannel):
         self, batch: WebhookBatch, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> HTTPResponse:
         try:
-            await run_sync(signals.apply, batch.statuses, batch.preferences)
+            if batch.statuses or batch.preferences:
+                await run_sync(signals.apply, batch.statuses, batch.preferences)
         except Exception:
             logger.exception("could not record statuses / marketing preferences; asking for a retry")
             return response.json({"error": "temporarily unavailable"}, status=500)
@@ -187,7 +193,7 @@ class WhatsAppInput(InputChannel):
             if message.wa_id in failed_senders:
                 continue  # keep a customer's messages in order: retry the rest with the failed one
             try:
-                claim = await run_sync(inbox.claim, message.id, message.wa_id)
+                claim = await run_sync(signals.claim, message)
             except Exception:
                 logger.exception("dedupe store unavailable; asking for a retry")
                 failed_senders.add(message.wa_id)
@@ -225,7 +231,6 @@ class WhatsAppInput(InputChannel):
     async def _deliver(
         self, message: InboundMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> None:
-        await run_sync(signals.record_sighting, message)
         output = self.get_output_channel()
         text = rasa_text(message, self.quick_replies)
         if text is None:
@@ -234,16 +239,21 @@ class WhatsAppInput(InputChannel):
             if isinstance(message, OtherMessage) and message.expects_answer:
                 await output.send_text_message(message.wa_id, self.config.unsupported_reply)
             return
-        await on_new_message(
-            UserMessage(
-                text=text,
-                output_channel=output,
-                sender_id=message.wa_id,
-                input_channel=CHANNEL_NAME,
-                message_id=message.id,
-                metadata=message_metadata(message),
+        # Rasa carries on when the tracker store fails: with an empty conversation when reading it
+        # failed (a "yes" would miss the confirmation form), in memory when saving it failed.
+        with watch_turn() as watch:
+            await on_new_message(
+                UserMessage(
+                    text=text,
+                    output_channel=output,
+                    sender_id=message.wa_id,
+                    input_channel=CHANNEL_NAME,
+                    message_id=message.id,
+                    metadata=message_metadata(message),
+                )
             )
-        )
+        if watch.errors:
+            raise TurnMustBeRetried("the tracker store failed during this turn") from watch.errors[0]
 
 
 def message_metadata(message: InboundMessage) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from sqlalchemy.engine import Connection
+
 from bot.db import transaction
 from bot.masking import mask_phone
 from bot.store.customers import touch_customer
@@ -81,7 +83,11 @@ def _at(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
-def record_sighting(message: InboundMessage) -> None:
-    """The customer wrote: create their profile if new, and move 'last seen' forward."""
-    with transaction() as conn:
+def claim(message: InboundMessage) -> inbox.Claim:
+    """Claim the message for processing and, if it is ours, record that the customer wrote
+    (profile created if new, 'last seen' moved forward) in the same transaction."""
+
+    def record_sighting(conn: Connection) -> None:
         touch_customer(conn, message.wa_id, message.name, _at(message.timestamp))
+
+    return inbox.claim(message.id, message.wa_id, when_new=record_sighting)

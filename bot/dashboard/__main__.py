@@ -1,0 +1,48 @@
+"""`python -m bot.dashboard`: the dashboard (and, given a stand-in, the simulator) on 127.0.0.1.
+
+`python -m bot run` starts it; the admin token is RASA_AUTH_TOKEN or var/rasa_auth_token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from aiohttp import web
+
+from bot.dashboard.app import DashboardConfig, build_app
+from bot.dashboard.simulator import SimulatorUnavailable, settings_from_env
+from bot.processes import auth_token
+
+# Loopback only: the dashboard shows personal data and the simulator signs webhooks. To reach it
+# from elsewhere, put an HTTPS reverse proxy (or an SSH tunnel) in front of it.
+HOST = "127.0.0.1"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DASHBOARD_PORT", "5080")))
+    parser.add_argument("--rasa-port", type=int, default=int(os.environ.get("RASA_PORT", "5005")))
+    parser.add_argument(
+        "--simulator",
+        metavar="STAND_IN_URL",
+        help="turn the simulator on; the bot must send to this local Graph API stand-in (WHATSAPP_API_URL)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rasa_url = f"http://127.0.0.1:{args.rasa_port}"
+    config = DashboardConfig(token=auth_token(), rasa_url=rasa_url)
+    if args.simulator:
+        try:
+            config = DashboardConfig(
+                config.token, rasa_url, settings_from_env(os.environ, args.simulator, rasa_url)
+            )
+        except SimulatorUnavailable as reason:
+            logging.getLogger(__name__).warning("simulator off: %s", reason)
+            config = DashboardConfig(config.token, rasa_url, simulator_off_reason=str(reason))
+    web.run_app(build_app(config), host=HOST, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""The WhatsApp simulator's backend: a customer's taps and texts become real signed webhooks.
+
+The page never talks to Rasa. It asks this backend, which
+- builds the webhook body exactly as Meta would (`bot.whatsapp.meta_payloads`), signs it with the
+  app secret and POSTs it to the Rasa server's WhatsApp webhook;
+- reads what the bot sent from the local Graph API stand-in (`GET /_fake/sent`, filtered by
+  recipient) and answers each new message with `delivered` and `read` statuses, as a phone would;
+- keeps each customer's timeline in memory (the stand-in keeps the bot's side too; the customer's
+  side is lost when the dashboard restarts).
+
+It only runs when the bot itself sends to the stand-in (`settings_from_env`), so nothing the
+simulator makes the bot say can reach a real phone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from bot.broadcast.template import template_message
+from bot.consent import may_send_marketing
+from bot.dashboard.bubbles import TEMPLATES_DIR, load_template, outbound_bubble
+from bot.db import run_sync, transaction
+from bot.store.phone_numbers import normalise_wa_id
+from bot.whatsapp import meta_payloads as meta
+from bot.whatsapp.signature import HEADER, sign
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# A turn includes Rasa's model and the action server: slow on a cold start.
+WEBHOOK_TIMEOUT = aiohttp.ClientTimeout(total=60)
+QUICK_TIMEOUT = aiohttp.ClientTimeout(total=5)
+TEXT_LIMIT = 4096  # what WhatsApp lets a customer send
+NAME_LIMIT = 256
+PROMO_TEMPLATE = "promo_offer"
+
+
+class SimulatorUnavailable(RuntimeError):
+    """Why the simulator is off; shown on its page."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSettings:
+    webhook_url: str  # the Rasa server's /webhooks/whatsapp/webhook
+    app_secret: str
+    stand_in_url: str  # the local Graph API stand-in, e.g. http://127.0.0.1:5081
+    api_url: str  # WHATSAPP_API_URL: where the bot sends, under the stand-in
+    access_token: str
+    phone_number_id: str
+
+
+def settings_from_env(environ: Mapping[str, str], stand_in_url: str, rasa_url: str) -> SimulatorSettings:
+    """The simulator's settings, or SimulatorUnavailable unless the bot is wired to the stand-in."""
+    stand_in_url = stand_in_url.rstrip("/")
+    if urlsplit(stand_in_url).hostname not in LOOPBACK_HOSTS:
+        raise SimulatorUnavailable(f"the Graph API stand-in must be on loopback, not {stand_in_url}")
+    api_url = environ.get("WHATSAPP_API_URL", "")
+    if not api_url.startswith(stand_in_url + "/"):
+        raise SimulatorUnavailable(
+            "the bot sends to WhatsApp, not to the local stand-in (WHATSAPP_API_URL is not under "
+            f"{stand_in_url}): messages would reach real phones"
+        )
+    missing = [
+        variable
+        for variable in ("WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID")
+        if not environ.get(variable)
+    ]
+    if missing:
+        raise SimulatorUnavailable(f"{', '.join(missing)} not set")
+    return SimulatorSettings(
+        webhook_url=f"{rasa_url.rstrip('/')}/webhooks/whatsapp/webhook",
+        app_secret=environ["WHATSAPP_APP_SECRET"],
+        stand_in_url=stand_in_url,
+        api_url=api_url.rstrip("/"),
+        access_token=environ["WHATSAPP_ACCESS_TOKEN"],
+        phone_number_id=environ["WHATSAPP_PHONE_NUMBER_ID"],
+    )
+
+
+# --- pure: what the customer did -> webhook body and bubble -------------------------------------
+
+
+def _field(action: Mapping[str, Any], name: str, limit: int = TEXT_LIMIT) -> str:
+    value = str(action.get(name) or "").strip()
+    if not value:
+        raise ValueError(f"{name} is required")
+    if len(value) > limit:
+        raise ValueError(f"{name} is longer than {limit} characters")
+    return value
+
+
+def customer_message(
+    wa_id: str, name: str, action: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The webhook body Meta would send for this action, and the customer's bubble.
+
+    Actions: {"type": "text", "text"}, {"type": "button_reply" | "list_reply", "id", "title"},
+    {"type": "quick_reply", "payload", "text"}; "context" is the wamid of the message tapped.
+    Raises ValueError for anything else.
+    """
+    kind = action.get("type")
+    options: dict[str, Any] = {"name": name[:NAME_LIMIT]}
+    if action.get("context"):
+        options["context_id"] = str(action["context"])
+    if kind == "text":
+        text = _field(action, "text")
+        return meta.text(wa_id, text, **options), {"kind": "text", "text": text}
+    if kind in ("button_reply", "list_reply"):
+        reply_id, title = _field(action, "id", 256), _field(action, "title", 100)
+        build = meta.button_reply if kind == "button_reply" else meta.list_reply
+        return build(wa_id, reply_id, title, **options), {"kind": "tap", "text": title}
+    if kind == "quick_reply":
+        payload, label = _field(action, "payload", 256), _field(action, "text", 100)
+        return meta.quick_reply(wa_id, payload, label, **options), {"kind": "tap", "text": label}
+    raise ValueError(f"unknown action type {kind!r}")
+
+
+def message_id(payload: dict[str, Any]) -> str:
+    return payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+
+
+def read_receipts(records: list[dict[str, Any]], at: int) -> dict[str, Any]:
+    """One `statuses` webhook: each message delivered, then read (as the phone reports them)."""
+    statuses = []
+    for record in records:
+        for status in ("delivered", "read"):
+            raw = {
+                "id": record["id"],
+                "status": status,
+                "timestamp": str(at),
+                "recipient_id": record["body"]["to"],
+            }
+            if record["body"].get("biz_opaque_callback_data"):
+                raw["biz_opaque_callback_data"] = record["body"]["biz_opaque_callback_data"]
+            statuses.append(raw)
+    return meta.notification({"statuses": statuses})
+
+
+def promo_body(wa_id: str, definition: dict[str, Any] | None) -> dict[str, Any]:
+    """The promo template as a broadcast sends it, with the template's own example values."""
+    definition = definition or {}
+    examples = [
+        str(value)
+        for component in definition.get("components", [])
+        if str(component.get("type", "")).upper() == "BODY"
+        for value in ((component.get("example") or {}).get("body_text") or [[]])[0]
+    ]
+    return template_message(
+        wa_id,
+        str(definition.get("name", PROMO_TEMPLATE)),
+        str(definition.get("language", "en_US")),
+        examples,
+        broadcast_id="simulator",
+    )
+
+
+# --- the backend ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    id: str
+    direction: str  # in (the customer) | out (the bot) | note (the simulator explains something)
+    at: str
+    bubble: dict[str, Any]
+    status: str = ""  # for `in`: sending | delivered | failed
+    detail: str = ""
+
+
+@dataclass
+class Conversation:
+    entries: list[Entry] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)  # wamids of the bot's messages already shown
+    # One customer's messages go one at a time, in order, as on a phone.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Bumped on every change. The page draws no answer older than one it has drawn: a poll that
+    # started while a message was in flight can arrive after that message's own answer.
+    version: int = 0
+
+    def add(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        self.version += 1
+
+    def settle(self, entry: Entry, status: str, detail: str) -> None:
+        entry.status, entry.detail = status, detail
+        self.version += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"version": self.version, "entries": [asdict(entry) for entry in self.entries]}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class Simulator:
+    def __init__(
+        self, settings: SimulatorSettings, session: aiohttp.ClientSession, templates_dir: Path = TEMPLATES_DIR
+    ) -> None:
+        self.settings = settings
+        self.session = session
+        self.templates_dir = templates_dir
+        self.conversations: dict[str, Conversation] = {}
+
+    def _conversation(self, wa_id: str) -> Conversation:
+        return self.conversations.setdefault(wa_id, Conversation())
+
+    async def timeline(self, wa_id: str) -> dict[str, Any]:
+        """The conversation so far, with anything new from the bot. While a message of this customer
+        is in flight, the timeline as it stands (its bubble shows a clock)."""
+        wa_id = normalise_wa_id(wa_id)
+        conversation = self._conversation(wa_id)
+        if not conversation.lock.locked():
+            async with conversation.lock:
+                await self._collect(wa_id, conversation)
+        return conversation.snapshot()
+
+    async def send(self, wa_id: str, name: str, action: Mapping[str, Any]) -> dict[str, Any]:
+        wa_id = normalise_wa_id(wa_id)
+        payload, bubble = customer_message(wa_id, name, action)
+        conversation = self._conversation(wa_id)
+        async with conversation.lock:
+            entry = Entry(message_id(payload), "in", _now(), bubble, status="sending")
+            conversation.add(entry)
+            conversation.settle(entry, *await self._post_webhook(payload))
+            await self._collect(wa_id, conversation)
+        return conversation.snapshot()
+
+    async def send_promo(self, wa_id: str) -> dict[str, Any]:
+        """Send the marketing template as the business would, unless the customer opted out."""
+        wa_id = normalise_wa_id(wa_id)
+        conversation = self._conversation(wa_id)
+        async with conversation.lock:
+            if not await run_sync(_may_send_marketing, wa_id):
+                note = "Promo not sent: this customer opted out (bot.consent.may_send_marketing said no)."
+                conversation.add(
+                    Entry(f"note-{time.time_ns()}", "note", _now(), {"kind": "text", "text": note})
+                )
+            else:
+                body = promo_body(wa_id, load_template(PROMO_TEMPLATE, self.templates_dir))
+                problem = await self._post_message(body)
+                if problem:
+                    conversation.add(
+                        Entry(f"note-{time.time_ns()}", "note", _now(), {"kind": "text", "text": problem})
+                    )
+            await self._collect(wa_id, conversation)
+        return conversation.snapshot()
+
+    async def bot_online(self) -> bool:
+        """Whether the Rasa server answers on its WhatsApp channel (it takes a while to load a model)."""
+        health = self.settings.webhook_url.removesuffix("webhook")
+        try:
+            async with self.session.get(health, timeout=QUICK_TIMEOUT) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return False
+
+    async def _post_webhook(self, payload: dict[str, Any]) -> tuple[str, str]:
+        """(status, detail) of one signed webhook POST."""
+        body = json.dumps(payload).encode()
+        headers = {HEADER: sign(body, self.settings.app_secret), "Content-Type": "application/json"}
+        try:
+            async with self.session.post(
+                self.settings.webhook_url, data=body, headers=headers, timeout=WEBHOOK_TIMEOUT
+            ) as response:
+                if response.status == 200:
+                    return "delivered", ""
+                return (
+                    "failed",
+                    f"the bot's webhook answered {response.status}: {(await response.text())[:200]}",
+                )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            logger.warning("webhook POST to the bot failed: %r", error)
+            return "failed", "the bot did not answer (is Rasa still loading its model?)"
+
+    async def _post_message(self, body: dict[str, Any]) -> str:
+        """POST a message to the stand-in as the business; a problem to show, or ''."""
+        url = f"{self.settings.api_url}/{self.settings.phone_number_id}/messages"
+        headers = {"Authorization": f"Bearer {self.settings.access_token}"}
+        try:
+            async with self.session.post(url, json=body, headers=headers, timeout=QUICK_TIMEOUT) as response:
+                if response.status == 200:
+                    return ""
+                return f"The Graph API stand-in refused the promo ({response.status})."
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            logger.warning("promo POST to the stand-in failed: %r", error)
+            return "The Graph API stand-in is not reachable."
+
+    async def _collect(self, wa_id: str, conversation: Conversation) -> None:
+        """Append the bot's new messages to this customer and report them delivered and read."""
+        try:
+            async with self.session.get(
+                f"{self.settings.stand_in_url}/_fake/sent", timeout=QUICK_TIMEOUT
+            ) as response:
+                response.raise_for_status()
+                records = await response.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            logger.warning("could not read the Graph API stand-in: %r", error)
+            return
+        new = [r for r in records if r["body"].get("to") == wa_id and r["id"] not in conversation.seen]
+        for record in new:
+            conversation.seen.add(record["id"])
+            bubble = outbound_bubble(record["body"], self.templates_dir)
+            conversation.add(Entry(record["id"], "out", _now(), bubble))
+        if new:
+            status, detail = await self._post_webhook(read_receipts(new, int(time.time())))
+            if status != "delivered":
+                logger.warning("read receipts were not accepted: %s", detail)
+
+
+def _may_send_marketing(wa_id: str) -> bool:
+    with transaction() as conn:
+        return may_send_marketing(conn, wa_id)

@@ -1,0 +1,120 @@
+"""The simulator and the dashboard in a real browser, against the real bot.
+
+Starts the action server, the Rasa server and a Graph API stand-in (tests/rasa_servers.py), the
+dashboard with the simulator on, then runs tests/browser/opt_out_flow.mjs: Debian's chromium driven
+by playwright-core (npm). Screenshots go to results/screenshots/. `.ci/run` installs chromium and
+Node.js; without them this test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot import PROJECT_ROOT
+from tests.rasa_servers import AUTH_TOKEN, RunningBot, _wait_for, free_port, start_bot
+
+pytestmark = pytest.mark.rasa
+
+BROWSER_DIR = PROJECT_ROOT / "tests" / "browser"
+SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CUSTOMER_A = "4915200000101"
+CUSTOMER_B = "4915200000102"
+# Customers choose their own WhatsApp name: this one must show as text and run nothing.
+NAME_A = 'Zoë <img src=x onerror=alert(1)> "Q"'
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Path:
+    """tests/browser/node_modules from package-lock.json (npm ci), or a skip saying what is missing."""
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if not Path(CHROMIUM).exists():
+        missing.append(CHROMIUM)
+    if missing:
+        pytest.skip(f"browser test needs {', '.join(missing)} (apt-get install chromium nodejs npm)")
+    installed = BROWSER_DIR / "node_modules" / ".package-lock.json"
+    lock = BROWSER_DIR / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=BROWSER_DIR,
+            check=True,
+            timeout=300,
+        )
+    return BROWSER_DIR
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory) -> Iterator[RunningBot]:
+    running = start_bot(tmp_path_factory.mktemp("browser"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def dashboard(bot: RunningBot) -> Iterator[str]:
+    """The dashboard with the simulator on, wired like `make run` wires it (to the bot's stand-in)."""
+    port = free_port()
+    log = bot.workdir / "dashboard.log"
+    argv = [sys.executable, "-m", "bot.dashboard", "--port", str(port), "--rasa-port", str(bot.rasa_port)]
+    process = subprocess.Popen(
+        [*argv, "--simulator", f"http://127.0.0.1:{bot.graph.port}"],
+        cwd=PROJECT_ROOT,
+        env={**bot.env, "RASA_AUTH_TOKEN": AUTH_TOKEN},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health", process, log, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def opt_out_tag(bot: RunningBot, wa_id: str) -> dict | None:
+    shown = bot.cli("customers", "show", wa_id)
+    assert shown.returncode == 0, shown.stderr
+    return next((t for t in json.loads(shown.stdout)["tags"] if t["name"] == "OPT_OUT"), None)
+
+
+def test_stop_in_the_simulator_shows_opt_out_in_the_dashboard(playwright, bot, dashboard):
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+    result = subprocess.run(
+        ["node", "opt_out_flow.mjs"],
+        cwd=playwright,
+        env={
+            **os.environ,
+            "DASHBOARD_URL": dashboard,
+            "ADMIN_TOKEN": AUTH_TOKEN,
+            "CUSTOMER_A": CUSTOMER_A,
+            "CUSTOMER_B": CUSTOMER_B,
+            "CUSTOMER_A_NAME": NAME_A,
+            "SCREENSHOTS": str(SCREENSHOTS),
+            "CHROMIUM": CHROMIUM,
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, (
+        f"{result.stdout}\n{result.stderr}\n{(bot.workdir / 'dashboard.log').read_text()}"
+    )
+
+    # What the browser saw is what the store holds: real webhooks went through the real bot.
+    assert opt_out_tag(bot, CUSTOMER_A)["source"] == "text"
+    assert opt_out_tag(bot, CUSTOMER_B)["source"] == "template"
+    # The promo for A was refused before anything was sent: B got one template, A none.
+    templates = [m["to"] for m in (r["body"] for r in bot.graph.state.sent) if m["type"] == "template"]
+    assert templates == [CUSTOMER_B]
+    shots = {path.name for path in SCREENSHOTS.glob("*.png")}
+    assert {"simulator-confirmation.png", "dashboard-profile.png", "dashboard-opt-outs.png"} <= shots

@@ -1,0 +1,43 @@
+"""Pure decisions of the opt-out actions: reading the confirmation answer and the opt-out source."""
+
+import pytest
+
+from actions.customer import optout_source
+from actions.opt_out import confirmation_answer
+
+
+@pytest.mark.parametrize(
+    ("intent", "expected"),
+    [("affirm", "confirmed"), ("opt_out", "confirmed"), ("deny", "kept")],
+)
+def test_yes_stop_and_no_settle_the_confirmation(intent, expected):
+    assert confirmation_answer(intent, 0) == {"opt_out_decision": expected}
+
+
+@pytest.mark.parametrize(
+    "intent", ["help", "bot_challenge", "order_help", "ask_offers", "EXTERNAL_send_broadcast"]
+)
+def test_questions_and_outside_events_are_not_answers(intent):
+    assert confirmation_answer(intent, 1) == {}
+
+
+def test_the_second_unclear_answer_ends_the_confirmation_undecided():
+    assert confirmation_answer("out_of_scope", 0) == {"opt_out_unclear_answers": 1}
+    assert confirmation_answer("nlu_fallback", 1) == {
+        "opt_out_unclear_answers": 2,
+        "opt_out_decision": "unclear",
+    }
+
+
+def user(intent: str, message_type: str | None) -> dict:
+    metadata = {"message_type": message_type} if message_type else {}
+    return {"event": "user", "parse_data": {"intent": {"name": intent}}, "metadata": metadata}
+
+
+@pytest.mark.parametrize(
+    ("message_type", "source"),
+    [("QuickReply", "template"), ("ButtonReply", "button"), ("TextMessage", "text"), (None, "text")],
+)
+def test_the_source_is_how_the_customer_asked_to_stop(message_type, source):
+    events = [user("greet", "TextMessage"), user("opt_out", message_type), user("affirm", "ButtonReply")]
+    assert optout_source(events) == source
