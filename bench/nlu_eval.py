@@ -457,6 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Keep TensorFlow's C++ chatter out of the report; must be set before TF is imported.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Always train from scratch: a component restored from .rasa/cache would make the
+    # reported training time meaningless, and our throw-away models would otherwise evict
+    # the cache entries that `rasa train` of the real bot relies on.
+    os.environ.setdefault("RASA_MAX_CACHE_SIZE", "0")
     _quiet_rasa()
 
     examples = load_holdout(args.holdout)
