@@ -384,3 +384,14 @@ def test_iter_opt_outs_streams_every_opt_out_oldest_first(db_url):
             OptOutRecord(WA_ID, AT, "text", "wamid.a"),
             OptOutRecord("447700900123", AT + timedelta(hours=1), "meta_131050", "wamid.b"),
         ]
+
+
+def test_a_resume_at_the_same_instant_as_the_stop_is_still_recorded(db_url):
+    # Meta's preference notices carry no message id: dedupe is per kind, source and instant, so a
+    # redelivered "stop" adds nothing but a "resume" in the same second is a new event.
+    with transaction() as conn:
+        record_opt_out(conn, WA_ID, "meta_preferences", None, AT)
+        record_opt_out(conn, WA_ID, "meta_preferences", None, AT)
+        assert record_consent_event(conn, WA_ID, "resume", "meta_preferences", None, None, AT)
+        found = profile(conn, WA_ID)
+    assert [e["kind"] for e in found["consent_history"]] == ["opt_out", "resume"]

@@ -71,7 +71,7 @@ SQLITE_TRIGGERS = (
         WHERE id = NEW.id
            OR (customer_id = NEW.customer_id AND message_id = NEW.message_id)
            OR (customer_id = NEW.customer_id AND message_id IS NULL AND NEW.message_id IS NULL
-               AND source = NEW.source AND occurred_at = NEW.occurred_at)
+               AND kind = NEW.kind AND source = NEW.source AND occurred_at = NEW.occurred_at)
     )
     BEGIN SELECT RAISE(IGNORE); END""",
 )
