@@ -50,13 +50,17 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest) -> str:
     """A fresh, migrated database that DATABASE_URL points at; one test, one database, because
     what the store writes (opt-outs, consent history) can never be deleted."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("sqlite_url")
-        return
-    url = request.getfixturevalue("postgres_server").create_database()
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_db_url"
+    return request.getfixturevalue(fixture)
+
+
+@pytest.fixture
+def postgres_db_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, migrated database on the session's PostgreSQL that DATABASE_URL points at."""
+    url = postgres_server.create_database()
     monkeypatch.setenv("DATABASE_URL", url)
     upgrade(url)
     yield url

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.db import engine_for, get_engine
-from bot.migrations import upgrade
+from bot.db import get_engine
 from bot.schema import consent_events, customers, inbound_messages, tags
 from bot.whatsapp import inbox
 from bot.whatsapp import meta_payloads as meta
@@ -26,17 +24,7 @@ CUSTOMER = "16505551234"
 
 
 @pytest.fixture
-def pg_url(postgres_server, monkeypatch) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database that DATABASE_URL points at."""
-    url = postgres_server.create_database()
-    monkeypatch.setenv("DATABASE_URL", url)
-    upgrade(url)
-    yield url
-    engine_for(url).dispose()
-
-
-@pytest.fixture
-def app_and_agent(pg_url, fake_graph):
+def app_and_agent(postgres_db_url, fake_graph):
     return make_app(fake_graph.api_url)
 
 
@@ -54,7 +42,9 @@ async def test_redelivered_message_is_processed_once(app_and_agent, fake_graph):
     assert len(fake_graph.state.sent) == 1
 
 
-async def test_copies_arriving_at_two_replicas_at_the_same_instant_are_processed_once(pg_url, fake_graph):
+async def test_copies_arriving_at_two_replicas_at_the_same_instant_are_processed_once(
+    postgres_db_url, fake_graph
+):
     replicas = [make_app(fake_graph.api_url) for _ in range(2)]
     for _, agent in replicas:
         agent.delay = 0.05
@@ -70,7 +60,9 @@ async def test_copies_arriving_at_two_replicas_at_the_same_instant_are_processed
     assert len(fake_graph.state.sent) == 1
 
 
-async def test_failed_turn_answers_500_and_the_retry_on_the_other_replica_is_processed(pg_url, fake_graph):
+async def test_failed_turn_answers_500_and_the_retry_on_the_other_replica_is_processed(
+    postgres_db_url, fake_graph
+):
     (first, first_agent), (second, second_agent) = (make_app(fake_graph.api_url) for _ in range(2))
     first_agent.fail_next = 1
     payload = meta.text(CUSTOMER, "yes")
@@ -95,7 +87,7 @@ async def test_inbox_unavailable_answers_500_and_the_retry_after_recovery_is_pro
     assert [m.text for m in agent.messages] == ["yes"]
 
 
-def test_a_claim_abandoned_by_a_dead_replica_is_taken_over_after_its_lease(pg_url):
+def test_a_claim_abandoned_by_a_dead_replica_is_taken_over_after_its_lease(postgres_db_url):
     assert inbox.claim("wamid.A", CUSTOMER) is inbox.Claim.NEW
     assert inbox.claim("wamid.A", CUSTOMER) is inbox.Claim.BUSY
     assert inbox.claim("wamid.A", CUSTOMER, lease=timedelta(0)) is inbox.Claim.NEW
@@ -103,13 +95,13 @@ def test_a_claim_abandoned_by_a_dead_replica_is_taken_over_after_its_lease(pg_ur
     assert inbox.claim("wamid.A", CUSTOMER, lease=timedelta(0)) is inbox.Claim.DONE
 
 
-async def test_claims_from_many_threads_at_once_give_the_message_to_exactly_one(pg_url):
+async def test_claims_from_many_threads_at_once_give_the_message_to_exactly_one(postgres_db_url):
     claims = await asyncio.gather(*(asyncio.to_thread(inbox.claim, "wamid.B", CUSTOMER) for _ in range(16)))
     assert claims.count(inbox.Claim.NEW) == 1
     assert set(claims) == {inbox.Claim.NEW, inbox.Claim.BUSY}
 
 
-async def test_a_redelivered_stop_preference_on_both_replicas_writes_one_opt_out(pg_url, fake_graph):
+async def test_a_redelivered_stop_preference_on_both_replicas_writes_one_opt_out(postgres_db_url, fake_graph):
     replicas = [make_app(fake_graph.api_url)[0] for _ in range(2)]
     payload = meta.marketing_preference(CUSTOMER, "stop")
     responses = await asyncio.gather(*(post(replicas[n % 2], payload) for n in range(10)))
