@@ -28,3 +28,8 @@ def iso(value: datetime | None) -> str | None:
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def from_unix(seconds: int) -> datetime:
+    """Meta's webhook timestamps (Unix seconds) as aware UTC datetimes."""
+    return datetime.fromtimestamp(seconds, timezone.utc)

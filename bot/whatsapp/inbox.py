@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.engine import Connection
 
 from bot.db import insert_or_ignore, transaction
 from bot.schema import inbound_messages, message_statuses
+from bot.store import timestamps
 from bot.whatsapp.inbound import DeliveryStatus, StatusUpdate
 
 DEFAULT_LEASE = timedelta(seconds=120)
@@ -29,15 +30,6 @@ class Claim(enum.Enum):
     NEW = "new"  # ours to process
     DONE = "done"  # already processed: acknowledge
     BUSY = "busy"  # another copy is being processed right now: ask WhatsApp to retry later
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def claim(
@@ -61,7 +53,7 @@ def claim(
 
 
 def _claim(conn: Connection, wamid: str, wa_id: str, lease: timedelta) -> Claim | None:
-    now = utcnow()
+    now = timestamps.now()
     new = {"wamid": wamid, "wa_id": wa_id, "state": "processing", "attempts": 1}
     if insert_or_ignore(conn, inbound_messages, {**new, "claimed_at": now}):
         return Claim.NEW
@@ -74,7 +66,7 @@ def _claim(conn: Connection, wamid: str, wa_id: str, lease: timedelta) -> Claim 
         return None
     if held.state == "done":
         return Claim.DONE
-    if _aware(held.claimed_at) > now - lease:
+    if timestamps.from_db(held.claimed_at) > now - lease:
         return Claim.BUSY
     # The holder outlived its lease (its process died mid-turn): take the claim over, unless
     # another copy beat us to it.
@@ -97,7 +89,7 @@ def finish(wamid: str) -> None:
         conn.execute(
             update(inbound_messages)
             .where(inbound_messages.c.wamid == wamid)
-            .values(state="done", finished_at=utcnow())
+            .values(state="done", finished_at=timestamps.now())
         )
 
 
@@ -125,8 +117,8 @@ def record_status(update_: StatusUpdate) -> bool:
         "rank": int(update_.status),
         "error_code": update_.error_code,
         "error_title": update_.errors[0].title if update_.errors else None,
-        "status_at": datetime.fromtimestamp(update_.timestamp, timezone.utc),
-        "updated_at": utcnow(),
+        "status_at": timestamps.from_unix(update_.timestamp),
+        "updated_at": timestamps.now(),
     }
     with transaction() as conn:
         row = {"wamid": update_.message_id, "callback_data": update_.callback_data, **values}

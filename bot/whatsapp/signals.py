@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timezone
 
 from sqlalchemy.engine import Connection
 
@@ -17,6 +16,7 @@ from bot.db import transaction
 from bot.masking import mask_phone
 from bot.store.customers import touch_customer
 from bot.store.tags import record_consent_event, record_opt_out
+from bot.store.timestamps import from_unix
 from bot.whatsapp import inbox
 from bot.whatsapp.cloud_api import MARKETING_OPTED_OUT
 from bot.whatsapp.inbound import (
@@ -48,7 +48,7 @@ def apply(statuses: Sequence[StatusUpdate], preferences: Sequence[MarketingPrefe
                     status.recipient_id,
                     source="meta_131050",
                     message_id=status.message_id,
-                    at=_at(status.timestamp),
+                    at=from_unix(status.timestamp),
                     detail="WhatsApp refused a marketing message: the customer stopped marketing",
                 )
     for preference in preferences:
@@ -64,7 +64,7 @@ def _apply_preference(preference: MarketingPreference) -> None:
                 preference.wa_id,
                 source="meta_preferences",
                 message_id=None,
-                at=_at(preference.timestamp),
+                at=from_unix(preference.timestamp),
                 detail=preference.detail,
             )
         elif preference.value in (PreferenceValue.RESUME, PreferenceValue.SIGNUP):
@@ -75,12 +75,8 @@ def _apply_preference(preference: MarketingPreference) -> None:
                 source="meta_preferences",
                 message_id=None,
                 detail=preference.detail,
-                at=_at(preference.timestamp),
+                at=from_unix(preference.timestamp),
             )
-
-
-def _at(timestamp: int) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 def claim(message: InboundMessage) -> inbox.Claim:
@@ -88,6 +84,6 @@ def claim(message: InboundMessage) -> inbox.Claim:
     (profile created if new, 'last seen' moved forward) in the same transaction."""
 
     def record_sighting(conn: Connection) -> None:
-        touch_customer(conn, message.wa_id, message.name, _at(message.timestamp))
+        touch_customer(conn, message.wa_id, message.name, from_unix(message.timestamp))
 
     return inbox.claim(message.id, message.wa_id, when_new=record_sighting)
