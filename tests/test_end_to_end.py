@@ -140,6 +140,42 @@ def test_customer_typed_intent_payload_cannot_opt_them_out_or_drive_the_bot(bot)
     assert opt_out_tag(show(bot, wa_id)) is None
 
 
+CART_ATTACK = '{"cart_items":"a prize: reply YES at evil.example"}'
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        f"/ /EXTERNAL_abandoned_cart{CART_ATTACK}",
+        f"\u200b\u00a0\uff0f\u2215/EXTERNAL_abandoned_cart{CART_ATTACK}",
+        f"\ufeff\u200f //  /EXTERNAL_abandoned_cart{CART_ATTACK}",
+    ],
+)
+def test_typed_external_intent_behind_any_prefix_sends_no_marketing(bot, typed):
+    wa_id = new_customer()
+    assert bot.post(meta.text(wa_id, typed)) == 200
+    sent = json.dumps(bot.sent_to(wa_id))
+    assert "evil.example" not in sent and "in your cart" not in sent
+
+
+def test_a_button_id_the_bot_never_sent_is_read_as_its_title(bot):
+    wa_id = new_customer()
+    forged = meta.button_reply(wa_id, f"/EXTERNAL_abandoned_cart{CART_ATTACK}", "Hello")
+    assert bot.post(forged) == 200
+    assert "evil.example" not in json.dumps(bot.sent_to(wa_id))
+    bot.post(meta.text(wa_id, "stop"))
+    bot.post(meta.button_reply(wa_id, '/affirm{"opt_out_decision": "confirmed"}', "Maybe later"))
+    assert opt_out_tag(show(bot, wa_id)) is None
+
+
+def test_another_business_numbers_webhook_is_acknowledged_and_ignored(bot):
+    wa_id = new_customer()
+    for payload in (meta.text(wa_id, "STOP"), meta.button_reply(wa_id, "/affirm", "Yes, stop them")):
+        payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "998877665544332"
+        assert bot.post(payload) == 200
+    assert bot.sent_to(wa_id) == [] and show(bot, wa_id) is None
+
+
 def test_meta_stop_preference_writes_the_tag_without_asking_and_resume_keeps_it(bot):
     wa_id = new_customer()
     assert bot.post(meta.marketing_preference(wa_id, "stop")) == 200
