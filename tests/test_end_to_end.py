@@ -5,6 +5,7 @@ Each test uses its own customer (wa_id), so the tests share one running bot.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.db import engine_for
+from bot.masking import mask_message_id
 from bot.whatsapp import meta_payloads as meta
 from tests.rasa_servers import RunningBot, start_bot
 
@@ -174,6 +176,30 @@ def test_another_business_numbers_webhook_is_acknowledged_and_ignored(bot):
         payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "998877665544332"
         assert bot.post(payload) == 200
     assert bot.sent_to(wa_id) == [] and show(bot, wa_id) is None
+
+
+def test_message_ids_and_the_numbers_they_spell_stay_out_of_the_servers_logs(bot):
+    wa_id = new_customer()
+    number_in_base64 = base64.b64encode(wa_id.encode()).decode()
+    wamid = f"wamid.HBgL{number_in_base64}FQIAEhgUM0VCMDk4QTdGRjE2QTdEMTk2RTUA"
+    stop = meta.text(wa_id, "STOP", wamid=wamid)
+    assert bot.post(stop) == 200
+    assert bot.post(stop) == 200  # WhatsApp's redelivery: logged as a duplicate
+    confirm = meta.button_reply(wa_id, "/affirm", "Yes, stop them", wamid=wamid.replace("UA", "VA"))
+    engine = engine_for(bot.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE tags RENAME TO tags_away"))
+    try:
+        assert bot.post(confirm) != 200  # a failed turn: logged with its message id
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE tags_away RENAME TO tags"))
+    assert bot.post(confirm) == 200
+    assert mask_message_id(wamid) in (bot.workdir / "rasa.log").read_text(errors="replace")  # masked
+    for name in ("rasa.log", "actions.log"):
+        log = (bot.workdir / name).read_text(errors="replace")
+        for secret in (wamid, number_in_base64, wa_id):
+            assert secret not in log, f"{name} shows {secret}"
 
 
 def test_meta_stop_preference_writes_the_tag_without_asking_and_resume_keeps_it(bot):

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import stat
+import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -294,6 +295,18 @@ async def test_logging_in_never_redirects_off_the_dashboard(dashboard, target):
     assert 'name="next" value="/customers"' in await form.text()
     response = await dashboard.post("/login", data={"token": TOKEN, "next": target}, allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == "/customers"
+
+
+async def test_the_page_asked_for_survives_the_login_percent_encoded(dashboard):
+    response = await dashboard.get("/customers", params={"q": "José"}, allow_redirects=False)
+    target = response.headers["Location"].partition("next=")[2]
+    assert urllib.parse.unquote(target) == "/customers?q=Jos%C3%A9"
+    login = await dashboard.post(
+        "/login", data={"token": TOKEN, "next": "/customers?q=Jos%C3%A9"}, allow_redirects=False
+    )
+    assert login.headers["Location"] == "/customers?q=Jos%C3%A9"
+    exchange = await dashboard.get("/customers", params={"q": "José", "token": TOKEN}, allow_redirects=False)
+    assert exchange.headers["Location"] == "/customers?q=Jos%C3%A9"
 
 
 async def test_the_token_exchange_never_redirects_off_the_dashboard(dashboard):

@@ -123,14 +123,14 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         if not auth.token_matches(request.query["token"], token):
             return _html(pages.login_page(request.path, "That token is not right."), status=401)
         query = {k: v for k, v in request.query.items() if k != "token"}
-        response = web.HTTPSeeOther(auth.local_path(request.rel_url.with_query(query).path_qs))
+        response = web.HTTPSeeOther(auth.local_path(request.rel_url.with_query(query).raw_path_qs))
         _set_session(response, request)
         raise response
     if auth.session_valid(request.cookies.get(auth.COOKIE), token, _unix_now()):
         return await handler(request)
     if request.path.startswith("/simulator/api/") or request.method not in ("GET", "HEAD"):
         return web.json_response({"error": "log in first"}, status=401)
-    raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
+    raise web.HTTPSeeOther("/login?" + urlencode({"next": request.rel_url.raw_path_qs}))
 
 
 def _unix_now() -> int:
