@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.pool import QueuePool
 
 from bot import VAR_DIR
+from bot.private_files import private_dir, private_sqlite_file
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -29,7 +30,7 @@ def database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    VAR_DIR.mkdir(exist_ok=True)
+    private_dir(VAR_DIR)
     return f"sqlite:///{VAR_DIR / 'bot.sqlite3'}"
 
 
@@ -47,6 +48,7 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
 def engine_for(url: str) -> Engine:
     # hide_parameters: a failed statement's values (phone numbers) stay out of logged errors.
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         # SQLAlchemy 1.4 pools no SQLite file connections by default: every transaction would
         # reconnect and rerun the PRAGMAs below, several times per webhook.
         engine = create_engine(

@@ -1,4 +1,8 @@
-"""Phone numbers are personal data: logs at INFO and above only ever show a masked form."""
+"""Phone numbers are personal data: logs at INFO and above only ever show a masked form.
+
+So are WhatsApp message ids: a wamid is base64 that spells out the customer's number
+('wamid.HBgLMTY1MDU1NTEyMzQV...' holds '16505551234').
+"""
 
 
 def mask_phone(wa_id: str | None) -> str:
@@ -8,3 +12,13 @@ def mask_phone(wa_id: str | None) -> str:
     if len(wa_id) <= 5:
         return "*" * len(wa_id)
     return wa_id[:3] + "*" * (len(wa_id) - 5) + wa_id[-2:]
+
+
+def mask_message_id(message_id: str | None) -> str:
+    """Keep only the last 8 characters (the message's own random part, never the number's), enough
+    to find it in the database: 'wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQ3QUY...QzRDAA==' -> 'wamid…QzRDAA=='."""
+    if not message_id:
+        return "<unknown>"
+    if len(message_id) <= 16:
+        return "*" * len(message_id)
+    return "wamid…" + message_id[-8:]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot import PROJECT_ROOT, VAR_DIR
+from bot.private_files import private_dir
 
 STOP_TIMEOUT = 15.0
 
@@ -52,7 +53,7 @@ def auth_token(
     stored = token_file.read_text().strip() if token_file.exists() else ""
     if stored:  # an empty file must never become an empty (open) token
         return stored
-    token_file.parent.mkdir(exist_ok=True)
+    private_dir(token_file.parent)
     token = secrets.token_urlsafe(32)
     token_file.touch(mode=0o600)
     token_file.write_text(token)

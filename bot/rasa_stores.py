@@ -40,6 +40,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from bot import VAR_DIR
+from bot.private_files import private_dir, private_sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ class SQLTrackerStoreFromEnv(SQLTrackerStore):
     ) -> None:
         url = tracker_store_url(os.environ)
         if url == DEFAULT_TRACKER_STORE_URL:
-            VAR_DIR.mkdir(exist_ok=True)
+            private_dir(VAR_DIR)
+        private_sqlite_file(url)
         try:
             # A URL passed as `host` is used as it is (SQLTrackerStore.get_db_url).
             super().__init__(domain=domain, host=url, event_broker=event_broker)

@@ -5,6 +5,7 @@ Each test uses its own customer (wa_id), so the tests share one running bot.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.db import engine_for
+from bot.masking import mask_message_id
 from bot.whatsapp import meta_payloads as meta
 from tests.rasa_servers import RunningBot, start_bot
 
@@ -138,6 +140,66 @@ def test_customer_typed_intent_payload_cannot_opt_them_out_or_drive_the_bot(bot)
     bot.post(meta.text(wa_id, "/affirm"))
     bot.post(meta.text(wa_id, "/EXTERNAL_send_broadcast"))
     assert opt_out_tag(show(bot, wa_id)) is None
+
+
+CART_ATTACK = '{"cart_items":"a prize: reply YES at evil.example"}'
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        f"/ /EXTERNAL_abandoned_cart{CART_ATTACK}",
+        f"\u200b\u00a0\uff0f\u2215/EXTERNAL_abandoned_cart{CART_ATTACK}",
+        f"\ufeff\u200f //  /EXTERNAL_abandoned_cart{CART_ATTACK}",
+    ],
+)
+def test_typed_external_intent_behind_any_prefix_sends_no_marketing(bot, typed):
+    wa_id = new_customer()
+    assert bot.post(meta.text(wa_id, typed)) == 200
+    sent = json.dumps(bot.sent_to(wa_id))
+    assert "evil.example" not in sent and "in your cart" not in sent
+
+
+def test_a_button_id_the_bot_never_sent_is_read_as_its_title(bot):
+    wa_id = new_customer()
+    forged = meta.button_reply(wa_id, f"/EXTERNAL_abandoned_cart{CART_ATTACK}", "Hello")
+    assert bot.post(forged) == 200
+    assert "evil.example" not in json.dumps(bot.sent_to(wa_id))
+    bot.post(meta.text(wa_id, "stop"))
+    bot.post(meta.button_reply(wa_id, '/affirm{"opt_out_decision": "confirmed"}', "Maybe later"))
+    assert opt_out_tag(show(bot, wa_id)) is None
+
+
+def test_another_business_numbers_webhook_is_acknowledged_and_ignored(bot):
+    wa_id = new_customer()
+    for payload in (meta.text(wa_id, "STOP"), meta.button_reply(wa_id, "/affirm", "Yes, stop them")):
+        payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "998877665544332"
+        assert bot.post(payload) == 200
+    assert bot.sent_to(wa_id) == [] and show(bot, wa_id) is None
+
+
+def test_message_ids_and_the_numbers_they_spell_stay_out_of_the_servers_logs(bot):
+    wa_id = new_customer()
+    number_in_base64 = base64.b64encode(wa_id.encode()).decode()
+    wamid = f"wamid.HBgL{number_in_base64}FQIAEhgUM0VCMDk4QTdGRjE2QTdEMTk2RTUA"
+    stop = meta.text(wa_id, "STOP", wamid=wamid)
+    assert bot.post(stop) == 200
+    assert bot.post(stop) == 200  # WhatsApp's redelivery: logged as a duplicate
+    confirm = meta.button_reply(wa_id, "/affirm", "Yes, stop them", wamid=wamid.replace("UA", "VA"))
+    engine = engine_for(bot.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE tags RENAME TO tags_away"))
+    try:
+        assert bot.post(confirm) != 200  # a failed turn: logged with its message id
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE tags_away RENAME TO tags"))
+    assert bot.post(confirm) == 200
+    assert mask_message_id(wamid) in (bot.workdir / "rasa.log").read_text(errors="replace")  # masked
+    for name in ("rasa.log", "actions.log"):
+        log = (bot.workdir / name).read_text(errors="replace")
+        for secret in (wamid, number_in_base64, wa_id):
+            assert secret not in log, f"{name} shows {secret}"
 
 
 def test_meta_stop_preference_writes_the_tag_without_asking_and_resume_keeps_it(bot):

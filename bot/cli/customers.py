@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -13,6 +12,7 @@ from typing import TextIO
 
 from bot.db import transaction
 from bot.masking import mask_phone
+from bot.spreadsheet import SafeCsvWriter
 from bot.store.customer_import import COLUMNS, import_customers, parse_customer_csv
 from bot.store.customers import profile
 from bot.store.phone_numbers import normalise_wa_id
@@ -136,7 +136,7 @@ def _export_opt_outs(args: argparse.Namespace) -> int:
 
 
 def _write_opt_outs(out: TextIO) -> int:
-    writer = csv.writer(out)
+    writer = SafeCsvWriter(out)
     writer.writerow(["wa_id", "opted_out_at", "source", "message_id"])
     count = 0
     with transaction() as conn:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 
@@ -18,6 +19,7 @@ from bot.processes import auth_token
 # Loopback only: the dashboard shows personal data and the simulator signs webhooks. To reach it
 # from elsewhere, put an HTTPS reverse proxy (or an SSH tunnel) in front of it.
 HOST = "127.0.0.1"
+TRUE = {"1", "true", "yes"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,15 +34,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rasa_url = f"http://127.0.0.1:{args.rasa_port}"
-    config = DashboardConfig(token=auth_token(), rasa_url=rasa_url)
+    config = DashboardConfig(
+        token=auth_token(),
+        rasa_url=rasa_url,
+        trust_proxy=os.environ.get("DASHBOARD_TRUST_PROXY", "").lower() in TRUE,
+        secure_cookie=os.environ.get("DASHBOARD_SECURE_COOKIE", "").lower() in TRUE,
+    )
     if args.simulator:
         try:
-            config = DashboardConfig(
-                config.token, rasa_url, settings_from_env(os.environ, args.simulator, rasa_url)
-            )
+            simulator = settings_from_env(os.environ, args.simulator, rasa_url)
+            config = dataclasses.replace(config, simulator=simulator)
         except SimulatorUnavailable as reason:
             logging.getLogger(__name__).warning("simulator off: %s", reason)
-            config = DashboardConfig(config.token, rasa_url, simulator_off_reason=str(reason))
+            config = dataclasses.replace(config, simulator_off_reason=str(reason))
     web.run_app(build_app(config), host=HOST, port=args.port, access_log=None, print=None)
 
 

@@ -57,6 +57,9 @@ class DashboardConfig:
     rasa_url: str  # http://127.0.0.1:<RASA_PORT>
     simulator: SimulatorSettings | None = None
     simulator_off_reason: str = "the bot runs with real WhatsApp credentials"
+    # HTTPS reverse proxy in front (README): believe its X-Forwarded-Proto when setting `Secure`.
+    trust_proxy: bool = False
+    secure_cookie: bool = False  # always mark the session cookie `Secure`
 
 
 CONFIG = web.AppKey("config", DashboardConfig)
@@ -120,18 +123,34 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         if not auth.token_matches(request.query["token"], token):
             return _html(pages.login_page(request.path, "That token is not right."), status=401)
         query = {k: v for k, v in request.query.items() if k != "token"}
-        response = web.HTTPSeeOther(request.rel_url.with_query(query).path_qs)
-        _set_session(response, token)
+        response = web.HTTPSeeOther(auth.local_path(request.rel_url.with_query(query).raw_path_qs))
+        _set_session(response, request)
         raise response
-    if auth.session_valid(request.cookies.get(auth.COOKIE), token):
+    if auth.session_valid(request.cookies.get(auth.COOKIE), token, _unix_now()):
         return await handler(request)
     if request.path.startswith("/simulator/api/") or request.method not in ("GET", "HEAD"):
         return web.json_response({"error": "log in first"}, status=401)
-    raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
+    raise web.HTTPSeeOther("/login?" + urlencode({"next": request.rel_url.raw_path_qs}))
 
 
-def _set_session(response: web.StreamResponse, token: str) -> None:
-    response.set_cookie(auth.COOKIE, auth.session_value(token), httponly=True, samesite="Strict", path="/")
+def _unix_now() -> int:
+    return int(datetime.now(timezone.utc).timestamp())
+
+
+def _set_session(response: web.StreamResponse, request: web.Request) -> None:
+    config = request.app[CONFIG]
+    secure = auth.cookie_secure(
+        request.scheme, request.headers.get("X-Forwarded-Proto"), config.trust_proxy, config.secure_cookie
+    )
+    response.set_cookie(
+        auth.COOKIE,
+        auth.session_value(config.token, _unix_now()),
+        max_age=auth.SESSION_MAX_AGE,
+        httponly=True,
+        samesite="Strict",
+        secure=secure,
+        path="/",
+    )
 
 
 # --- handlers ------------------------------------------------------------------------------------
@@ -153,7 +172,7 @@ async def login(request: web.Request) -> web.Response:
     if not auth.token_matches(str(form.get("token", "")), request.app[CONFIG].token):
         return _html(pages.login_page(target, "That token is not right."), status=401)
     response = web.HTTPSeeOther(target)
-    _set_session(response, request.app[CONFIG].token)
+    _set_session(response, request)
     raise response
 
 

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bot.private_files import private_dir
 from bot.whatsapp import meta_payloads
 from bot.whatsapp.config import WhatsAppConfig
 
@@ -38,7 +39,7 @@ class LocalCredentials:
             verify_token=secrets.token_urlsafe(16),
             access_token=secrets.token_urlsafe(32),
         )
-        path.parent.mkdir(exist_ok=True)
+        private_dir(path.parent)
         path.touch(mode=0o600)
         path.write_text(json.dumps(asdict(credentials), indent=2))
         return credentials

@@ -101,7 +101,7 @@ def _field(action: Mapping[str, Any], name: str, limit: int = TEXT_LIMIT) -> str
 
 
 def customer_message(
-    wa_id: str, name: str, action: Mapping[str, Any]
+    wa_id: str, name: str, action: Mapping[str, Any], phone_number_id: str = meta.PHONE_NUMBER_ID
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The webhook body Meta would send for this action, and the customer's bubble.
 
@@ -110,7 +110,8 @@ def customer_message(
     Raises ValueError for anything else.
     """
     kind = action.get("type")
-    options: dict[str, Any] = {"name": name[:NAME_LIMIT]}
+    # Sent to the bot's own number: the bot ignores webhooks for any other.
+    options: dict[str, Any] = {"name": name[:NAME_LIMIT], "phone_number_id": phone_number_id}
     if action.get("context"):
         options["context_id"] = str(action["context"])
     if kind == "text":
@@ -130,7 +131,9 @@ def message_id(payload: dict[str, Any]) -> str:
     return payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
 
 
-def read_receipts(records: list[dict[str, Any]], at: int) -> dict[str, Any]:
+def read_receipts(
+    records: list[dict[str, Any]], at: int, phone_number_id: str = meta.PHONE_NUMBER_ID
+) -> dict[str, Any]:
     """One `statuses` webhook: each message delivered, then read (as the phone reports them)."""
     statuses = []
     for record in records:
@@ -144,7 +147,7 @@ def read_receipts(records: list[dict[str, Any]], at: int) -> dict[str, Any]:
             if record["body"].get("biz_opaque_callback_data"):
                 raw["biz_opaque_callback_data"] = record["body"]["biz_opaque_callback_data"]
             statuses.append(raw)
-    return meta.notification({"statuses": statuses})
+    return meta.notification({"statuses": statuses}, phone_number_id=phone_number_id)
 
 
 def promo_body(wa_id: str, definition: dict[str, Any] | None) -> dict[str, Any]:
@@ -228,7 +231,7 @@ class Simulator:
 
     async def send(self, wa_id: str, name: str, action: Mapping[str, Any]) -> dict[str, Any]:
         wa_id = normalise_wa_id(wa_id)
-        payload, bubble = customer_message(wa_id, name, action)
+        payload, bubble = customer_message(wa_id, name, action, self.settings.phone_number_id)
         conversation = self._conversation(wa_id)
         async with conversation.lock:
             entry = Entry(message_id(payload), "in", _now(), bubble, status="sending")
@@ -314,7 +317,9 @@ class Simulator:
             bubble = outbound_bubble(record["body"], self.templates_dir)
             conversation.add(Entry(record["id"], "out", _now(), bubble))
         if new:
-            status, detail = await self._post_webhook(read_receipts(new, int(time.time())))
+            status, detail = await self._post_webhook(
+                read_receipts(new, int(time.time()), self.settings.phone_number_id)
+            )
             if status != "delivered":
                 logger.warning("read receipts were not accepted: %s", detail)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -23,7 +24,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.db import run_sync
-from bot.masking import mask_phone
+from bot.masking import mask_message_id, mask_phone
 from bot.rasa_stores import tracker_store_failed, watch_turn
 from bot.turns import RETRY_TURN_KEY
 from bot.whatsapp import inbox, signals
@@ -35,6 +36,7 @@ from bot.whatsapp.inbound import (
     OtherMessage,
     WebhookBatch,
     parse_webhook,
+    split_by_number,
 )
 from bot.whatsapp.outbound import (
     Button,
@@ -43,7 +45,7 @@ from bot.whatsapp.outbound import (
     image_message,
     text_messages,
 )
-from bot.whatsapp.rasa_input import QuickReplyTable, rasa_text
+from bot.whatsapp.rasa_input import ButtonPayloads, QuickReplyTable, rasa_text
 from bot.whatsapp.signature import HEADER, SignatureCheck, check_signature
 
 logger = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class WhatsAppInput(InputChannel):
     def __init__(self, config: WhatsAppConfig) -> None:
         self.config = config
         self.quick_replies = QuickReplyTable.from_file(config.quick_replies_path)
+        self.button_payloads = ButtonPayloads.from_file(Path(config.domain_path))
         self.client = (
             CloudApiClient(config.api_url, config.phone_number_id, config.access_token)
             if config.can_send
@@ -180,6 +183,17 @@ class WhatsAppInput(InputChannel):
     async def _handle(
         self, batch: WebhookBatch, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> HTTPResponse:
+        batch, foreign = split_by_number(batch, self.config.phone_number_id)
+        if foreign:
+            # Acknowledged (200), or WhatsApp would redeliver it for a week; never processed.
+            logger.warning(
+                "ignored %d message(s), %d status(es), %d preference(s) for business number(s) %s:"
+                " not this bot's number",
+                len(foreign.messages),
+                len(foreign.statuses),
+                len(foreign.preferences),
+                ", ".join(sorted(mask_phone(n) for n in foreign.phone_number_ids())),
+            )
         try:
             if batch.statuses or batch.preferences:
                 await run_sync(signals.apply, batch.statuses, batch.preferences)
@@ -199,7 +213,7 @@ class WhatsAppInput(InputChannel):
                 failed_senders.add(message.wa_id)
                 continue
             if claim is inbox.Claim.DONE:
-                logger.info("duplicate delivery of %s acknowledged", message.id)
+                logger.info("duplicate delivery of %s acknowledged", mask_message_id(message.id))
                 continue
             if claim is inbox.Claim.BUSY:
                 busy = True
@@ -210,7 +224,9 @@ class WhatsAppInput(InputChannel):
                 await run_sync(inbox.finish, message.id)
             except Exception:
                 logger.exception(
-                    "message %s from %s failed; asking for a retry", message.id, mask_phone(message.wa_id)
+                    "message %s from %s failed; asking for a retry",
+                    mask_message_id(message.id),
+                    mask_phone(message.wa_id),
                 )
                 failed_senders.add(message.wa_id)
                 await self._release(message.id)
@@ -226,13 +242,13 @@ class WhatsAppInput(InputChannel):
             await run_sync(inbox.release, wamid)
         except Exception:
             # The claim's lease runs out instead, and a later retry takes it over.
-            logger.exception("could not release the claim on %s", wamid)
+            logger.exception("could not release the claim on %s", mask_message_id(wamid))
 
     async def _deliver(
         self, message: InboundMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> None:
         output = self.get_output_channel()
-        text = rasa_text(message, self.quick_replies)
+        text = rasa_text(message, self.quick_replies, self.button_payloads)
         if text is None:
             kind = message.kind if isinstance(message, OtherMessage) else type(message).__name__
             logger.info("%s message from %s acknowledged without a turn", kind, mask_phone(message.wa_id))

@@ -35,6 +35,7 @@ class WhatsAppConfig:
     api_url: str = DEFAULT_API_URL
     allow_unsigned: bool = False  # local development only: accept POSTs without a signature
     quick_replies_path: Path = PROJECT_ROOT / "quick_replies.yml"
+    domain_path: Path = PROJECT_ROOT / "domain.yml"  # its buttons' payloads: the only ids a tap may carry
     unsupported_reply: str = DEFAULT_UNSUPPORTED_REPLY
 
     @classmethod
@@ -71,6 +72,11 @@ class WhatsAppConfig:
             )
         elif not self.app_secret:
             notes.append("WHATSAPP_APP_SECRET is not set: every webhook POST will be refused")
+        if not self.phone_number_id:
+            notes.append(
+                "WHATSAPP_PHONE_NUMBER_ID is not set: webhooks are acknowledged but ignored, since none"
+                " can be told apart from another business number's"
+            )
         if not self.can_send:
             notes.append(
                 "WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID are not set: replies cannot be sent"

@@ -109,6 +109,7 @@ class StatusUpdate:
     timestamp: int
     errors: tuple[ApiError, ...]
     callback_data: str | None  # biz_opaque_callback_data set when sending
+    phone_number_id: str | None  # the business number that sent the message
 
     @property
     def error_code(self) -> int | None:
@@ -147,6 +148,34 @@ class WebhookBatch:
     statuses: tuple[StatusUpdate, ...] = ()
     preferences: tuple[MarketingPreference, ...] = ()
 
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.statuses or self.preferences)
+
+    def phone_number_ids(self) -> set[str | None]:
+        return {e.phone_number_id for e in (*self.messages, *self.statuses, *self.preferences)}
+
+
+def split_by_number(batch: WebhookBatch, ours: str) -> tuple[WebhookBatch, WebhookBatch]:
+    """(what was sent to our business number, what was sent to any other).
+
+    One app can be subscribed to several numbers of a WhatsApp Business Account, and one webhook
+    can batch changes of several numbers. Only changes whose `metadata.phone_number_id` is exactly
+    ours may be processed: another number's customers are not ours to tag, answer or deduplicate.
+    Without a configured number of our own, nothing is ours.
+    """
+
+    def mine(event: InboundMessage | StatusUpdate | MarketingPreference) -> bool:
+        return bool(ours) and event.phone_number_id == ours
+
+    def keep(wanted: bool) -> WebhookBatch:
+        return WebhookBatch(
+            tuple(m for m in batch.messages if mine(m) is wanted),
+            tuple(s for s in batch.statuses if mine(s) is wanted),
+            tuple(p for p in batch.preferences if mine(p) is wanted),
+        )
+
+    return keep(True), keep(False)
+
 
 def parse_webhook(body: Any) -> WebhookBatch:
     """Read a decoded webhook body into typed values, or raise MalformedWebhook."""
@@ -166,7 +195,7 @@ def parse_webhook(body: Any) -> WebhookBatch:
             for raw in _list(value, "messages"):
                 messages.append(_message(_dict(raw, "message"), names, phone_number_id))
             for raw in _list(value, "statuses"):
-                statuses.append(_status(_dict(raw, "status")))
+                statuses.append(_status(_dict(raw, "status"), phone_number_id))
             for raw in _list(value, "user_preferences"):
                 preferences.append(_preference(_dict(raw, "user_preference"), phone_number_id))
     return WebhookBatch(tuple(messages), tuple(statuses), tuple(preferences))
@@ -208,7 +237,7 @@ def _message(raw: dict, names: dict[str, str], phone_number_id: str | None) -> I
     return OtherMessage(**common, kind=kind)
 
 
-def _status(raw: dict) -> StatusUpdate:
+def _status(raw: dict, phone_number_id: str | None) -> StatusUpdate:
     errors = tuple(
         ApiError(code=_int(err, "code"), title=_text(err, "title"))
         for err in (_dict(e, "error") for e in _list(raw, "errors"))
@@ -222,6 +251,7 @@ def _status(raw: dict) -> StatusUpdate:
         timestamp=_timestamp(raw),
         errors=errors,
         callback_data=_opt_str(raw, "biz_opaque_callback_data"),
+        phone_number_id=phone_number_id,
     )
 
 

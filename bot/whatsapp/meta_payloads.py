@@ -43,8 +43,9 @@ def message(
     wamid: str | None = None,
     context_id: str | None = None,
     timestamp: int | None = None,
+    phone_number_id: str = PHONE_NUMBER_ID,
 ) -> dict[str, Any]:
-    """One inbound message of any type, wrapped in a full notification."""
+    """One inbound message of any type, wrapped in a full notification to `phone_number_id`."""
     raw: dict[str, Any] = {
         "from": wa_id,
         "id": wamid or new_wamid(),
@@ -55,7 +56,10 @@ def message(
         raw[kind] = content
     if context_id:
         raw["context"] = {"from": BUSINESS_NUMBER, "id": context_id}
-    return notification({"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [raw]})
+    return notification(
+        {"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [raw]},
+        phone_number_id=phone_number_id,
+    )
 
 
 def text(wa_id: str, body: str, **kwargs: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Connection
 
 from bot.db import transaction
-from bot.masking import mask_phone
+from bot.masking import mask_message_id, mask_phone
 from bot.store.customers import touch_customer
 from bot.store.tags import record_consent_event, record_opt_out
 from bot.store.timestamps import from_unix
@@ -37,7 +37,7 @@ def apply(statuses: Sequence[StatusUpdate], preferences: Sequence[MarketingPrefe
         if status.status is DeliveryStatus.FAILED:
             logger.info(
                 "message %s to %s failed with %s",
-                status.message_id,
+                mask_message_id(status.message_id),
                 mask_phone(status.recipient_id),
                 status.error_code,
             )
