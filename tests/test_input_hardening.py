@@ -236,9 +236,10 @@ async def test_another_numbers_changes_are_acknowledged_and_nothing_is_written(a
     assert OTHER_NUMBER_ID not in caplog.text
 
 
-async def test_without_a_number_of_our_own_every_webhook_is_ignored(sqlite_url, fake_graph):
+async def test_without_a_number_of_our_own_every_webhook_is_refused_for_a_retry(sqlite_url, fake_graph):
+    # Not 200: a STOP acknowledged by a bot that cannot tell whose it is would be lost for good.
     app, agent = make_app(fake_graph.api_url, phone_number_id="")
-    assert (await post(app, meta.text(CUSTOMER, "stop"))).status == 200
+    assert (await post(app, meta.text(CUSTOMER, "stop"))).status == 503
     assert agent.messages == [] and count(inbound_messages) == 0
 
 

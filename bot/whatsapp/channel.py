@@ -166,18 +166,22 @@ class WhatsAppInput(InputChannel):
         """Size and signature checks on the raw body, before anything reads it."""
         if len(request.body) > MAX_BODY_BYTES:
             return response.json({"error": "body too large"}, status=413)
-        if not self.config.app_secret:
-            if self.config.allow_unsigned:
-                return None
+        if not self.config.app_secret and not self.config.allow_unsigned:
             logger.error("webhook refused: WHATSAPP_APP_SECRET is not set")
             # 503, not 403: once the secret is configured, WhatsApp's retries still get through.
             return response.json({"error": "webhook signature secret not configured"}, status=503)
-        check = check_signature(request.body, request.headers.get(HEADER), self.config.app_secret)
-        if check is SignatureCheck.MISSING:
-            return response.json({"error": f"missing {HEADER}"}, status=401)
-        if check is SignatureCheck.INVALID:
-            logger.warning("webhook refused: invalid signature")
-            return response.json({"error": "invalid signature"}, status=403)
+        if self.config.app_secret:
+            check = check_signature(request.body, request.headers.get(HEADER), self.config.app_secret)
+            if check is SignatureCheck.MISSING:
+                return response.json({"error": f"missing {HEADER}"}, status=401)
+            if check is SignatureCheck.INVALID:
+                logger.warning("webhook refused: invalid signature")
+                return response.json({"error": "invalid signature"}, status=403)
+        if not self.config.phone_number_id:
+            # Without our own number no change can be told apart from another number's; 503, not
+            # 200, so that nothing is lost: WhatsApp redelivers once the variable is set.
+            logger.error("webhook refused: WHATSAPP_PHONE_NUMBER_ID is not set")
+            return response.json({"error": "business phone number id not configured"}, status=503)
         return None
 
     async def _handle(

@@ -74,8 +74,8 @@ class WhatsAppConfig:
             notes.append("WHATSAPP_APP_SECRET is not set: every webhook POST will be refused")
         if not self.phone_number_id:
             notes.append(
-                "WHATSAPP_PHONE_NUMBER_ID is not set: webhooks are acknowledged but ignored, since none"
-                " can be told apart from another business number's"
+                "WHATSAPP_PHONE_NUMBER_ID is not set: every webhook POST will be refused (503, so WhatsApp"
+                " retries), since none can be told apart from another business number's"
             )
         if not self.can_send:
             notes.append(
