@@ -21,8 +21,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 
 from bot.limits import REQUEST_MAX_SIZE
+from bot.processes import ACTION_SERVER_TOKEN
 
-VARIABLE = "ACTION_SERVER_TOKEN"
 OPEN_PATHS = frozenset({"/health"})
 
 hookimpl = pluggy.HookimplMarker("rasa_sdk")
@@ -40,10 +40,12 @@ def refusal(authorization: str | None, token: str) -> int | None:
 
 
 def server_token(environ: dict[str, str] | os._Environ = os.environ) -> str:
-    token = environ.get(VARIABLE, "")
+    token = environ.get(ACTION_SERVER_TOKEN, "")
     if not token:
         # Refuse to start rather than serve an action server that anyone can call.
-        raise SystemExit(f"{VARIABLE} is not set: the action server would accept calls from anyone")
+        raise SystemExit(
+            f"{ACTION_SERVER_TOKEN} is not set: the action server would accept calls from anyone"
+        )
     return token
 
 
@@ -65,4 +67,4 @@ def attach_sanic_app_extensions(app: Sanic) -> None:
         return json({"error": "this server answers Rasa only"}, status=status, headers=headers)
 
     app.register_middleware(require_token, "request")
-    logger.info("calls need the %s shared secret", VARIABLE)
+    logger.info("calls need the %s shared secret", ACTION_SERVER_TOKEN)
