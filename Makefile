@@ -58,11 +58,10 @@ validate: install
 unit: migrate train
 	$(VENV)/bin/pytest
 
-# Test stories replay their own action events, so no action server is needed here (nor its
-# secret, which endpoints.yml names); the actions themselves are exercised end to end by the
-# pytest suite (tests/test_end_to_end.py).
+# Test stories replay their own action events, so no action server is needed here; the actions
+# themselves are exercised end to end by the pytest suite (tests/test_end_to_end.py).
 story-test: train
-	ACTION_SERVER_TOKEN=$${ACTION_SERVER_TOKEN:-not-used-by-test-stories} $(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/stories
+	$(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/stories
 
 # --- measurement -------------------------------------------------------------------------
 eval: install

@@ -17,6 +17,7 @@ import os
 
 import pluggy
 from sanic import Sanic
+from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse, json
 
@@ -66,5 +67,10 @@ def attach_sanic_app_extensions(app: Sanic) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
         return json({"error": "this server answers Rasa only"}, status=status, headers=headers)
 
+    async def too_large(request: Request, exception: PayloadTooLarge) -> HTTPResponse:
+        # rasa-sdk's catch-all handler would answer 500; the body was refused unread all the same.
+        return json({"error": str(exception)}, status=413)
+
     app.register_middleware(require_token, "request")
+    app.exception(PayloadTooLarge)(too_large)
     logger.info("calls need the %s shared secret", ACTION_SERVER_TOKEN)
