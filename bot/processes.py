@@ -89,6 +89,7 @@ def secrets_environment(environ: dict[str, str] | os._Environ = os.environ) -> d
 
 
 def actions_command(ports: Ports, host: str = LOOPBACK) -> list[str]:
+    """`rasa run actions` through `bot.action_server`, which listens on `host` only."""
     return [
         sys.executable, "-m", "bot.action_server",
         "--actions", "actions", "--interface", host, "--port", str(ports.actions),

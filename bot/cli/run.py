@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="start the action server, the Rasa server and the dashboard (ports from RASA_PORT, "
-        "ACTIONS_PORT, DASHBOARD_PORT); without WhatsApp credentials, the simulator too",
+        "ACTIONS_PORT, DASHBOARD_PORT; address from BOT_BIND_HOST, default 127.0.0.1); without "
+        "WhatsApp credentials, the simulator too",
     )
     parser.add_argument("--model", default="models", help="model file or folder (default: models)")
     parser.set_defaults(handler=_run)
