@@ -62,7 +62,7 @@ def attach_sanic_app_extensions(app: Sanic) -> None:
         status = refusal(request.headers.get("Authorization"), token)
         if status is None:
             return None
-        # Neither the header nor the sender: what was sent may be a guess at the secret.
+        # Never the header itself: a wrong one may be a near miss, or the secret of another server.
         logger.warning("refused %s %s: %s", request.method, request.path, status)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
         return json({"error": "this server answers Rasa only"}, status=status, headers=headers)

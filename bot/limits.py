@@ -13,6 +13,7 @@ REQUEST_MAX_SIZE = 4 * 1024 * 1024
 
 
 def limit_sanic_requests(environ: MutableMapping[str, str]) -> None:
-    """Sanic reads SANIC_* variables into every app's config when the app is built: set before
-    Rasa or rasa-sdk builds theirs. An operator's SANIC_REQUEST_MAX_SIZE wins."""
+    """Sanic reads SANIC_* variables into an app's config when the app is built, so this runs
+    before Rasa builds its app (`bot.rasa_server`); the action server's app gets the limit from
+    `bot.action_auth`. An operator's SANIC_REQUEST_MAX_SIZE wins."""
     environ.setdefault("SANIC_REQUEST_MAX_SIZE", str(REQUEST_MAX_SIZE))
