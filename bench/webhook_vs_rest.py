@@ -4,9 +4,10 @@ Run from the project root (`make bench` does):
 
     .venv/bin/python -m bench.webhook_vs_rest --model models/current.tar.gz [--json FILE] [--duration S]
 
-One action server and one Rasa server (`tests.rasa_servers.start_bot`, with the fake Graph API on
-loopback) serve both channels with the same model. Every message is "hello" (greet -> utter_greet,
-no custom action), so the difference between the channels is the channel itself: signature check,
+One action server and one Rasa server (`tests.rasa_servers.start_bot` with bench/credentials_rest.yml,
+the fake Graph API on loopback) serve both channels with the same model. Every message is "hello"
+(greet -> utter_greet, no custom action), so the difference between the channels is the channel
+itself: signature check,
 dedupe claim, customer sighting, the send to the Graph API, against Rasa's collecting output.
 
 - Throughput, closed loop: `--clients` clients, each a customer of its own, send one message after
@@ -55,6 +56,8 @@ from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER, sign
 from tests.rasa_servers import APP_SECRET, RunningBot, start_bot
 
+# credentials.yml plus Rasa's REST channel, which the bot itself never serves.
+CREDENTIALS = "bench/credentials_rest.yml"
 MESSAGE = "hello"
 WHATSAPP = "whatsapp"
 REST = "rest"
@@ -374,7 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, ChannelRun]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-webhook-vs-rest-"))
     print(f"starting the action server and Rasa with {args.model} ...", file=sys.stderr)
     try:
-        bot = start_bot(workdir, model=args.model.resolve())
+        bot = start_bot(workdir, model=args.model.resolve(), credentials=CREDENTIALS)
         try:
             runs = asyncio.run(measure(bot, args))
         finally:

@@ -9,7 +9,7 @@ script failures:
 - POST   /_fake/fail  {"code": 130429, "status": 429, "times": 2, "to": "<wa_id>" (optional)}
          the next `times` sends (to that recipient) fail with that Graph API error
 
-Run on its own: `python -m bot.fake_graph_api --port 8090`.
+Run on its own: `python -m bot.fake_graph_api --port 8090` (it expects WHATSAPP_ACCESS_TOKEN).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,11 +157,11 @@ class FakeGraphServer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--token", default="test-access-token", help="the access token to expect")
     args = parser.parse_args()
-    web.run_app(
-        build_app(FakeGraphState(token=args.token)), host="127.0.0.1", port=args.port, access_log=None
-    )
+    # The token to expect comes from the environment, as the bot's does: not on the command line,
+    # which every local user can read (`ps`).
+    token = os.environ.get("WHATSAPP_ACCESS_TOKEN") or "test-access-token"
+    web.run_app(build_app(FakeGraphState(token=token)), host="127.0.0.1", port=args.port, access_log=None)
 
 
 if __name__ == "__main__":

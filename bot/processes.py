@@ -21,6 +21,9 @@ from bot import PROJECT_ROOT, VAR_DIR
 from bot.private_files import private_dir
 
 STOP_TIMEOUT = 15.0
+LOOPBACK = "127.0.0.1"
+# The shared secret that Rasa sends the action server with every call (`bot.action_auth`).
+ACTION_SERVER_TOKEN = "ACTION_SERVER_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,17 @@ class Ports:
         return f"http://127.0.0.1:{self.stand_in}"
 
 
-def auth_token(
-    environ: dict[str, str] | os._Environ = os.environ, token_file: Path = VAR_DIR / "rasa_auth_token"
-) -> str:
-    """RASA_AUTH_TOKEN, or a random token kept in var/ so that the HTTP API is never left open."""
-    if environ.get("RASA_AUTH_TOKEN"):
-        return environ["RASA_AUTH_TOKEN"]
+def bind_host(environ: dict[str, str] | os._Environ = os.environ) -> str:
+    """Where the Rasa server and the action server listen: loopback unless BOT_BIND_HOST says
+    otherwise (`0.0.0.0` in a container whose port is published). The dashboard and the stand-in
+    stay on loopback whatever it says (`bot.dashboard`)."""
+    return environ.get("BOT_BIND_HOST") or LOOPBACK
+
+
+def _private_token(environ: dict[str, str] | os._Environ, variable: str, token_file: Path) -> str:
+    """The variable's value, or a random token kept in var/, readable by its owner only."""
+    if environ.get(variable):
+        return environ[variable]
     stored = token_file.read_text().strip() if token_file.exists() else ""
     if stored:  # an empty file must never become an empty (open) token
         return stored
@@ -60,42 +68,62 @@ def auth_token(
     return token
 
 
-def rasa_bin() -> str:
-    return str(Path(sys.executable).with_name("rasa"))
+def auth_token(
+    environ: dict[str, str] | os._Environ = os.environ, token_file: Path = VAR_DIR / "rasa_auth_token"
+) -> str:
+    """RASA_AUTH_TOKEN, or a random token kept in var/ so that the HTTP API is never left open."""
+    return _private_token(environ, "RASA_AUTH_TOKEN", token_file)
+
+
+def action_server_token(
+    environ: dict[str, str] | os._Environ = os.environ,
+    token_file: Path = VAR_DIR / "action_server_token",
+) -> str:
+    """ACTION_SERVER_TOKEN, or a random one kept in var/: the secret Rasa sends the action server."""
+    return _private_token(environ, ACTION_SERVER_TOKEN, token_file)
+
+
+def secrets_environment(environ: dict[str, str] | os._Environ = os.environ) -> dict[str, str]:
+    """The tokens the servers read from their environment, never from their command line: `ps`
+    and /proc/<pid>/cmdline show a command line to every user of the machine."""
+    return {"RASA_AUTH_TOKEN": auth_token(environ), ACTION_SERVER_TOKEN: action_server_token(environ)}
+
+
+def actions_command(ports: Ports, host: str = LOOPBACK) -> list[str]:
+    """`rasa run actions` through `bot.action_server`, which listens on `host` only."""
+    return [
+        sys.executable, "-m", "bot.action_server",
+        "--actions", "actions", "--interface", host, "--port", str(ports.actions),
+    ]  # fmt: skip
+
+
+def rasa_command(
+    ports: Ports, model: str = "models", host: str = LOOPBACK, credentials: str = "credentials.yml"
+) -> list[str]:
+    """`rasa run` through `bot.rasa_server`, which always turns the HTTP API on with RASA_AUTH_TOKEN."""
+    return [
+        sys.executable, "-m", "bot.rasa_server",
+        "--interface", host, "--port", str(ports.rasa),
+        "--credentials", credentials,
+        "--endpoints", "endpoints.yml",
+        "--model", model,
+    ]  # fmt: skip
 
 
 def commands(
-    ports: Ports, token: str, model: str = "models", stand_in_token: str | None = None
+    ports: Ports, model: str = "models", simulator: bool = False, host: str = LOOPBACK
 ) -> list[list[str]]:
-    """The processes to start. With `stand_in_token` (the generated access token) the bot is wired
-    to the simulator: the Graph API stand-in runs too and the dashboard turns the simulator on."""
-    rasa = rasa_bin()
+    """The processes to start. With `simulator` the bot is wired to the simulator: the Graph API
+    stand-in runs too (expecting WHATSAPP_ACCESS_TOKEN) and the dashboard turns the simulator on."""
     dashboard = [
         sys.executable, "-m", "bot.dashboard",
         "--port", str(ports.dashboard), "--rasa-port", str(ports.rasa),
     ]  # fmt: skip
     local = []
-    if stand_in_token is not None:
+    if simulator:
         dashboard += ["--simulator", ports.stand_in_url]
-        local = [
-            [
-                sys.executable, "-m", "bot.fake_graph_api",
-                "--port", str(ports.stand_in), "--token", stand_in_token,
-            ]
-        ]  # fmt: skip
-    return [
-        [rasa, "run", "actions", "--actions", "actions", "--port", str(ports.actions)],
-        [
-            rasa, "run",
-            "--enable-api", "--auth-token", token,
-            "--port", str(ports.rasa),
-            "--credentials", "credentials.yml",
-            "--endpoints", "endpoints.yml",
-            "--model", model,
-        ],
-        dashboard,
-        *local,
-    ]  # fmt: skip
+        local = [[sys.executable, "-m", "bot.fake_graph_api", "--port", str(ports.stand_in)]]
+    return [actions_command(ports, host), rasa_command(ports, model, host), dashboard, *local]
 
 
 def supervise(argv_list: list[list[str]], env: dict[str, str]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,10 @@ from bot.migrations import upgrade
 from tests.servers import PostgresServer, PostgresUnavailable, RedisServer, RedisUnavailable
 from tests.servers import postgres_server as start_postgres_server
 from tests.servers import redis_server as start_redis_server
+
+# Rasa refuses to read endpoints.yml while a ${VAR} in it is unset, and tests read it in-process
+# (tests/test_rasa_stores.py); the servers the tests start get their own (tests/rasa_servers.py).
+os.environ.setdefault("ACTION_SERVER_TOKEN", "tests-action-server-token")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 Everything runs on loopback with a throwaway SQLite database (customer store and tracker store),
 the trained model from `make train`, and the project's own credentials.yml and endpoints.yml; only
 the secrets, the stores' URLs and the Graph API URL come from the environment, as in production.
+The servers are started with the runner's own command lines (`bot.processes`), on 127.0.0.1.
 `start_bot(..., database_url=, tracker_store_url=, redis_url=)` puts the bot on PostgreSQL and Redis
 instead, and `RunningBot.start_replica` adds a second Rasa server on the same stores.
 """
@@ -25,12 +26,14 @@ from typing import Any
 from bot import PROJECT_ROOT
 from bot.fake_graph_api import FakeGraphServer
 from bot.migrations import upgrade
+from bot.processes import Ports, actions_command, rasa_command
 from bot.whatsapp.signature import HEADER, sign
 
 MODEL = PROJECT_ROOT / "models" / "current.tar.gz"
 APP_SECRET = "e2e-app-secret"
 ACCESS_TOKEN = "e2e-access-token"
 AUTH_TOKEN = "e2e-rasa-token"
+ACTION_SERVER_TOKEN = "e2e-action-server-token"
 STARTUP_TIMEOUT = 180.0
 
 
@@ -70,6 +73,7 @@ class RunningBot:
     tracker_store_url: str | None = None  # None: SQLite in workdir
     redis_url: str | None = None  # None: in-memory locks
     owns_graph: bool = True  # False for a replica: the first bot stops the shared fake Graph API
+    credentials: str = "credentials.yml"  # relative to the project root
 
     @property
     def env(self) -> dict[str, str]:
@@ -82,6 +86,7 @@ class RunningBot:
             # where `python -m bot broadcast` finds this bot's Rasa HTTP API
             "RASA_PORT": str(self.rasa_port),
             "RASA_AUTH_TOKEN": AUTH_TOKEN,
+            "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
             "WHATSAPP_APP_SECRET": APP_SECRET,
             "WHATSAPP_VERIFY_TOKEN": "e2e-verify-token",
             "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
@@ -96,18 +101,15 @@ class RunningBot:
     def webhook_url(self) -> str:
         return f"http://127.0.0.1:{self.rasa_port}/webhooks/whatsapp/webhook"
 
+    @property
+    def ports(self) -> Ports:
+        return Ports(rasa=self.rasa_port, actions=self.actions_port)
+
     def start_actions(self) -> None:
+        """The action server as `python -m bot run` starts it (its command line, secret by environment)."""
         log = self.workdir / "actions.log"
         self.processes["actions"] = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("rasa")),
-                "run",
-                "actions",
-                "--actions",
-                "actions",
-                "--port",
-                str(self.actions_port),
-            ],
+            actions_command(self.ports),
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=log.open("ab"),
@@ -116,22 +118,15 @@ class RunningBot:
         _wait_for(f"http://127.0.0.1:{self.actions_port}/health", self.processes["actions"], log)
 
     def start_rasa(self) -> None:
-        endpoints = PROJECT_ROOT / "endpoints.yml"  # the stores follow TRACKER_STORE_URL and REDIS_URL
+        """Rasa as `python -m bot run` starts it; the stores follow TRACKER_STORE_URL and REDIS_URL."""
         log = self.workdir / "rasa.log"
         self.processes["rasa"] = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("rasa")), "run",
-                "--enable-api", "--auth-token", AUTH_TOKEN,
-                "--interface", "127.0.0.1", "--port", str(self.rasa_port),
-                "--credentials", "credentials.yml",
-                "--endpoints", str(endpoints),
-                "--model", str(self.model),
-            ],
+            rasa_command(self.ports, str(self.model), credentials=self.credentials),
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         _wait_for(f"http://127.0.0.1:{self.rasa_port}/status?token={AUTH_TOKEN}", self.processes["rasa"], log)
 
     def start_replica(self, workdir: Path) -> RunningBot:
@@ -200,6 +195,7 @@ def start_bot(
     database_url: str | None = None,
     tracker_store_url: str | None = None,
     redis_url: str | None = None,
+    credentials: str = "credentials.yml",
     **extra_env: str,
 ) -> RunningBot:
     """The bot on SQLite files in workdir and in-memory locks, unless the URLs say otherwise."""
@@ -217,6 +213,7 @@ def start_bot(
         extra_env=extra_env,
         tracker_store_url=tracker_store_url,
         redis_url=redis_url,
+        credentials=credentials,
     )
     try:
         bot.start_actions()

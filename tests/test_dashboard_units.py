@@ -454,11 +454,12 @@ def test_local_credentials_are_made_once_private_and_wire_the_bot_to_the_stand_i
 
 def test_run_starts_the_dashboard_and_with_the_simulator_the_stand_in():
     ports = Ports(rasa=5005, actions=5055, dashboard=5080, stand_in=5081)
-    real = commands(ports, "tok")
+    real = commands(ports)
     assert len(real) == 3 and real[2][1:] == ["-m", "bot.dashboard", "--port", "5080", "--rasa-port", "5005"]
-    local = commands(ports, "tok", stand_in_token="access")
+    local = commands(ports, simulator=True)
     assert local[2][-2:] == ["--simulator", "http://127.0.0.1:5081"]
-    assert local[3][1:] == ["-m", "bot.fake_graph_api", "--port", "5081", "--token", "access"]
+    # the stand-in's token comes from WHATSAPP_ACCESS_TOKEN, never from its command line
+    assert local[3][1:] == ["-m", "bot.fake_graph_api", "--port", "5081"]
 
 
 def test_ports_from_the_environment():

@@ -15,7 +15,7 @@ import yaml
 
 from bot import PROJECT_ROOT, VAR_DIR
 from bot.dashboard.local_whatsapp import LocalCredentials, wants_simulator
-from bot.processes import Ports, auth_token, commands, supervise
+from bot.processes import LOOPBACK, Ports, bind_host, commands, secrets_environment, supervise
 from bot.whatsapp.config import WhatsAppConfig
 
 CHANNEL = "bot.whatsapp.channel.WhatsAppInput"
@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="start the action server, the Rasa server and the dashboard (ports from RASA_PORT, "
-        "ACTIONS_PORT, DASHBOARD_PORT); without WhatsApp credentials, the simulator too",
+        "ACTIONS_PORT, DASHBOARD_PORT; address from BOT_BIND_HOST, default 127.0.0.1); without "
+        "WhatsApp credentials, the simulator too",
     )
     parser.add_argument("--model", default="models", help="model file or folder (default: models)")
     parser.set_defaults(handler=_run)
@@ -38,8 +39,11 @@ def channel_credentials(path: Path = PROJECT_ROOT / "credentials.yml") -> dict[s
 
 def _run(args: argparse.Namespace) -> int:
     ports = Ports.from_env()
-    token = auth_token()
-    env = {**os.environ, "ACTIONS_PORT": str(ports.actions), "RASA_PORT": str(ports.rasa)}
+    host = bind_host()
+    # The tokens reach the servers by environment: a command line is visible to every local user.
+    tokens = secrets_environment()
+    token = tokens["RASA_AUTH_TOKEN"]
+    env = {**os.environ, **tokens, "ACTIONS_PORT": str(ports.actions), "RASA_PORT": str(ports.rasa)}
     config = WhatsAppConfig.load(channel_credentials(), env)
     local = None
     if wants_simulator(config):
@@ -65,7 +69,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         # A real token is not printed: it may be production's, and consoles end up in logs.
         print(f"Dashboard:         {dashboard}  (log in with the token above)")
+    if host != LOOPBACK:
+        print(f"NOTE: BOT_BIND_HOST={host}: Rasa and the action server listen beyond this machine")
     for warning in config.warnings():
         print(f"NOTE: {warning}")
-    stand_in_token = None if local is None else local.access_token
-    return supervise(commands(ports, token, args.model, stand_in_token), env)
+    return supervise(commands(ports, args.model, simulator=local is not None, host=host), env)

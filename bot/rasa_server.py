@@ -1,0 +1,36 @@
+"""`python -m bot.rasa_server ARGS`: `rasa run --enable-api ARGS` with the API token from RASA_AUTH_TOKEN.
+
+`rasa run` takes its token only as `--auth-token <token>`, and a command line is public: `ps` and
+/proc/<pid>/cmdline show it to every user of the machine. This module is started with the other
+arguments and hands Rasa the token inside the process (rewriting sys.argv does not change the
+command line the kernel shows). It also caps the size of a request body (`bot.limits`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+from bot.limits import limit_sanic_requests
+
+
+def rasa_argv(args: list[str], environ: Mapping[str, str]) -> list[str]:
+    """Rasa's argv: the HTTP API always on, always with the token, whatever `args` say."""
+    token = environ.get("RASA_AUTH_TOKEN", "")
+    if not token:
+        raise SystemExit("RASA_AUTH_TOKEN is not set: Rasa's HTTP API would be open to anyone")
+    # Given last, so that they win over anything in `args` (argparse keeps the last value).
+    return ["rasa", "run", *args, "--enable-api", "--auth-token", token]
+
+
+def main() -> None:
+    sys.argv = rasa_argv(sys.argv[1:], os.environ)
+    limit_sanic_requests(os.environ)
+    from rasa.__main__ import main as rasa_main  # heavy (TensorFlow): only once the token is there
+
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()
