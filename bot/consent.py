@@ -4,14 +4,13 @@ The rule: marketing is allowed unless the customer has an OPT_OUT tag or an open
 
 An open request (table opt_out_requests, bot/store/opt_out_requests.py) means the customer asked to
 stop and has not confirmed yet. Until they answer, the request is taken as covering all marketing
-(as the FCC's 2024 revocation rules expect): broadcasts, playbooks, everything. Their "no" (keep
+(as the FCC's 2024 revocation rules expect of a confirmation question): broadcasts, playbooks, everything. Their "no" (keep
 the messages) resolves it and marketing may resume; their "yes" writes the OPT_OUT tag and
 resolves it; if they never answer, it stays open, and so does the suppression.
 
-An opt-out is permanent:
-a later "resume" or "signup" (from Meta's marketing preferences or a text) is kept in the consent
-history but does not remove the tag, and nothing in this code base removes it (the database
-refuses to as well, see migration 0002).
+An opt-out is permanent: a later "resume" or "signup" (from Meta's marketing preferences or a text)
+is kept in the consent history but does not remove the tag, and nothing in this code base removes
+it (the database refuses to as well, see migration 0002).
 
 A number we have never seen has no OPT_OUT tag, so it is allowed. That answers the opt-out
 question only: whether a number opted *in* to marketing (WhatsApp's policy) is up to whoever
@@ -76,10 +75,11 @@ def opt_out_request_open(customer_id: ColumnElement) -> ColumnElement:
 def may_send_marketing(conn: Connection, wa_id: str) -> bool:
     """Raises ValueError for something that is not a phone number rather than guess."""
     customer = conn.execute(
-        select(customers.c.id).where(customers.c.wa_id == normalise_wa_id(wa_id))
-    ).scalar_one_or_none()
+        select(customers.c.id, opt_out_request_open(customers.c.id).label("requested")).where(
+            customers.c.wa_id == normalise_wa_id(wa_id)
+        )
+    ).one_or_none()
     if customer is None:
         return marketing_allowed((), opt_out_requested=False)
-    names = conn.execute(select(tags.c.name).where(tags.c.customer_id == customer)).scalars()
-    requested = conn.execute(select(opt_out_request_open(customer))).scalar_one()
-    return marketing_allowed(names, opt_out_requested=requested)
+    names = conn.execute(select(tags.c.name).where(tags.c.customer_id == customer.id)).scalars()
+    return marketing_allowed(names, opt_out_requested=bool(customer.requested))

@@ -69,7 +69,7 @@ def grant(conn: Connection, role: str) -> None:
     if conn.dialect.name != "postgresql":
         raise GrantRefused("roles and grants are for PostgreSQL; SQLite has no users")
     found = conn.execute(
-        text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = :role"), {"role": role}
+        text("SELECT rolsuper FROM pg_roles WHERE rolname = :role"), {"role": role}
     ).one_or_none()
     if found is None:
         raise GrantRefused(f"no role {role!r}: CREATE ROLE {role} LOGIN PASSWORD '...' first")

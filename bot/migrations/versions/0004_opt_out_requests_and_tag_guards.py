@@ -36,8 +36,11 @@ _REQUEST_CHANGED = " OR ".join(
     f"NEW.{column} IS {{distinct}} OLD.{column}"
     for column in ("id", "customer_id", "requested_at", "source", "message_id")
 )
-_TAG_CHANGED = " OR ".join(
-    f"NEW.{column} IS {{distinct}} OLD.{column}" for column in ("id", "customer_id", "name")
+# An OPT_OUT row is left to 0002's trigger, which refuses any change to it with its own message.
+_TAG_CHANGED = (
+    "OLD.name <> 'OPT_OUT' AND NEW.name <> 'OPT_OUT' AND ("
+    + " OR ".join(f"NEW.{column} IS {{distinct}} OLD.{column}" for column in ("id", "customer_id", "name"))
+    + ")"
 )
 
 SQLITE_TRIGGERS = (
