@@ -8,6 +8,7 @@ answer (or an unclear one) leaves it open.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -31,7 +32,9 @@ from bot.schema import broadcast_deliveries, opt_out_requests
 from bot.store.customers import ensure_customer, profile
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import record_opt_out
+from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.cloud_api import CloudApiClient, RetryPolicy
+from tests.rasa_servers import start_bot
 
 AT = datetime(2025, 3, 1, 10, 0, tzinfo=timezone.utc)
 ADA, BO, CY, DI = "4915100000001", "4915100000002", "4915100000003", "4915100000004"
@@ -341,3 +344,32 @@ def test_the_dashboard_shows_asked_to_stop_not_confirmed(store):
     banner = str(pages.profile_page(bo, lines=None, records=[]))
     assert "Asked to stop, not confirmed" in banner and "no marketing messages until" in banner
     assert "Marketing allowed" in str(pages.profile_page(di, lines=None, records=[]))
+
+
+# --- end to end: signed webhooks -> real Rasa + action server -> the customer store ------------
+
+
+@pytest.mark.rasa
+def test_end_to_end_unanswered_stays_suppressed_and_a_later_no_resumes(tmp_path):
+    bot = start_bot(tmp_path)
+    try:
+        wa_id = "4915100000077"
+
+        def show() -> dict:
+            return json.loads(bot.cli("customers", "show", wa_id).stdout)
+
+        bot.post(meta.text(wa_id, "stop"))
+        assert not show()["marketing_allowed"]  # asked, not yet answered
+        bot.post(meta.text(wa_id, "banana smoothie recipe"))
+        bot.post(meta.text(wa_id, "my cat is sleeping"))  # the second unclear answer ends the form
+        found = show()
+        assert found["opt_out_request"] is not None and not found["marketing_allowed"]
+        assert "hold back marketing" in bot.sent_to(wa_id)[-1]["text"]["body"]
+
+        bot.post(meta.text(wa_id, "stop"))
+        bot.post(meta.button_reply(wa_id, "/deny", "No, keep them"))
+        found = show()
+        assert found["opt_out_request"] is None and found["marketing_allowed"]
+        assert not found["tags"]
+    finally:
+        bot.stop()
