@@ -4,7 +4,8 @@
 for each customer of the audience (Rasa's trigger_intent API); a rule runs this action. It sends
 at most once per customer and broadcast, and only if the customer has not opted out by then:
 1. claim the delivery (pending -> sending); no pending delivery for this conversation, no send;
-2. ask `bot.consent.may_send_marketing` now: an opt-out since the selection skips the customer;
+2. ask `bot.consent.may_send_marketing` now: an opt-out, or an unconfirmed request to stop, since
+   the selection skips the customer (state skipped_opted_out either way);
 3. send the template with the "Stop promotions" payload, and record the outcome.
 A customer who is just confirming an opt-out ("stop" -> "are you sure?") is not claimed: the
 delivery stays pending for a later run (which sends or skips it once they answered).

@@ -1,8 +1,8 @@
 """Marketing playbooks: messages the business starts, which an opted-out customer never gets.
 
 Every marketing action is a `MarketingAction`: its `run` asks `bot.consent.may_send_marketing`
-first and, for an opted-out customer (or one in the middle of confirming an opt-out, or when consent
-cannot be checked), sends nothing and sets `marketing_suppressed` so the conversation shows why.
+first and, for an opted-out customer (or one who asked to stop and has not confirmed, whether or not
+the confirmation is still running, or when consent cannot be checked), sends nothing and sets `marketing_suppressed` so the conversation shows why.
 Subclasses only say what to send.
 
 Service messages (answers to the customer's own questions, the opt-out confirmation) are not

@@ -16,8 +16,8 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import message_id_of, optout_source, run_store
-from bot import consent
 from bot.masking import mask_phone
+from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import record_opt_out
 from bot.store.timestamps import now
 from bot.turns import retry_turn
@@ -32,7 +32,11 @@ MAX_UNCLEAR_ANSWERS = 2
 
 
 class ActionCheckOptOut(Action):
-    """Before asking "are you sure?": a customer who already opted out is told so instead."""
+    """Before asking "are you sure?": a customer who already opted out is told so instead.
+
+    Anyone else now has an open opt-out request (bot/store/opt_out_requests.py): from this moment
+    until they answer, no marketing reaches them, and if they never answer it stays that way.
+    """
 
     def name(self) -> str:
         return "action_check_opt_out"
@@ -40,15 +44,23 @@ class ActionCheckOptOut(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        metadata = tracker.latest_message.get("metadata") or {}
         try:
-            allowed = await run_store(consent.may_send_marketing, tracker.sender_id)
+            requested = await run_store(
+                request_opt_out,
+                tracker.sender_id,
+                source=optout_source(tracker.events),
+                message_id=message_id_of(tracker.latest_message),
+                at=now(),
+                name=metadata.get("name"),
+            )
         except SQLAlchemyError:
-            logger.exception("customer store unavailable while checking %s", mask_phone(tracker.sender_id))
-            dispatcher.utter_message(json_message=retry_turn("customer store unavailable"))
+            logger.exception("could not record the opt-out request of %s", mask_phone(tracker.sender_id))
+            dispatcher.utter_message(json_message=retry_turn("could not record the opt-out request"))
             return []
         # A new confirmation starts from scratch, whatever an earlier one left in the slots.
         return [
-            SlotSet("already_opted_out", not allowed),
+            SlotSet("already_opted_out", not requested),
             SlotSet("opt_out_decision", None),
             SlotSet("opt_out_unclear_answers", 0),
         ]
@@ -92,11 +104,9 @@ class ValidateOptOutForm(Action):
         return [SlotSet(slot, value) for slot, value in answer.items()]
 
 
-OUTCOME_BY_DECISION = {"kept": "kept", "unclear": "undecided"}
-
-
 class ActionOptOut(Action):
-    """Submit the confirmation form: write the irremovable OPT_OUT tag if the customer confirmed.
+    """Submit the confirmation form: write the irremovable OPT_OUT tag if the customer confirmed,
+    resolve their opt-out request if they want to keep the messages, leave it open otherwise.
 
     Sets `opt_out_outcome` (opted_out | kept | undecided | failed); data/rules.yml says what
     the bot answers for each.
@@ -109,8 +119,11 @@ class ActionOptOut(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         decision = tracker.get_slot("opt_out_decision")
+        if decision == "kept":
+            return await self._keep(dispatcher, tracker)
         if decision != "confirmed":
-            return [SlotSet("opt_out_outcome", OUTCOME_BY_DECISION.get(decision, "undecided"))]
+            # No answer: the open request stays, and with it the suppression of marketing.
+            return [SlotSet("opt_out_outcome", "undecided")]
         wa_id = tracker.sender_id
         metadata = tracker.latest_message.get("metadata") or {}
         try:
@@ -133,3 +146,15 @@ class ActionOptOut(Action):
             "new" if result.created else "already recorded",
         )
         return [SlotSet("already_opted_out", True), SlotSet("opt_out_outcome", "opted_out")]
+
+    async def _keep(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        """The customer answered "no": resolve their request, so that marketing may resume."""
+        wa_id = tracker.sender_id
+        try:
+            await run_store(keep_marketing, wa_id, message_id_of(tracker.latest_message), now())
+        except SQLAlchemyError:
+            # Marketing stays suppressed (the safe side); WhatsApp redelivers the "no".
+            logger.exception("could not save that %s keeps marketing", mask_phone(wa_id))
+            dispatcher.utter_message(json_message=retry_turn("could not save the answer"))
+            return [SlotSet("opt_out_outcome", "failed")]
+        return [SlotSet("opt_out_outcome", "kept")]

@@ -1,9 +1,16 @@
 """May we send marketing to this customer? The one place that answers it, in Python and in SQL.
 
-The rule: marketing is allowed unless the customer has an OPT_OUT tag. An opt-out is permanent:
-a later "resume" or "signup" (from Meta's marketing preferences or a text) is kept in the consent
-history but does not remove the tag, and nothing in this code base removes it (the database
-refuses to as well, see migration 0002).
+The rule: marketing is allowed unless the customer has an OPT_OUT tag or an open opt-out request.
+
+An open request (table opt_out_requests, bot/store/opt_out_requests.py) means the customer asked to
+stop and has not confirmed yet. Until they answer, the request is taken as covering all marketing
+(as the FCC's 2024 revocation rules expect of a confirmation question): broadcasts, playbooks, everything. Their "no" (keep
+the messages) resolves it and marketing may resume; their "yes" writes the OPT_OUT tag and
+resolves it; if they never answer, it stays open, and so does the suppression.
+
+An opt-out is permanent: a later "resume" or "signup" (from Meta's marketing preferences or a text)
+is kept in the consent history but does not remove the tag, and nothing in this code base removes
+it (the database refuses to as well, see migration 0002).
 
 A number we have never seen has no OPT_OUT tag, so it is allowed. That answers the opt-out
 question only: whether a number opted *in* to marketing (WhatsApp's policy) is up to whoever
@@ -14,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnElement, FromClause
 
-from bot.schema import customers, tags
+from bot.schema import customers, opt_out_requests, tags
 from bot.store.phone_numbers import normalise_wa_id
 
 OPT_OUT = "OPT_OUT"
@@ -40,8 +47,9 @@ OPT_OUT_EVENT = "opt_out"
 OPT_OUT_REPEATED = "opt_out_repeated"
 
 
-def marketing_allowed(tag_names: Iterable[str]) -> bool:
-    return OPT_OUT not in set(tag_names)
+def marketing_allowed(tag_names: Iterable[str], *, opt_out_requested: bool) -> bool:
+    """Pure: `opt_out_requested` is whether the customer has an open (unconfirmed) request to stop."""
+    return not opt_out_requested and OPT_OUT not in set(tag_names)
 
 
 def marketing_allowed_clause(customers_table: FromClause) -> ColumnElement:
@@ -49,17 +57,29 @@ def marketing_allowed_clause(customers_table: FromClause) -> ColumnElement:
 
     For the broadcast audience: `select(c.wa_id).where(marketing_allowed_clause(c))`.
     """
-    return ~exists().where(
+    opted_out = exists().where(
         tags.c.customer_id == customers_table.c.id,
         tags.c.name == OPT_OUT,
+    )
+    return and_(~opted_out, ~opt_out_request_open(customers_table.c.id))
+
+
+def opt_out_request_open(customer_id: ColumnElement) -> ColumnElement:
+    """SQL: the customer (an id, or a column correlated to one) has an unresolved opt-out request."""
+    return exists().where(
+        opt_out_requests.c.customer_id == customer_id,
+        opt_out_requests.c.resolved_at.is_(None),
     )
 
 
 def may_send_marketing(conn: Connection, wa_id: str) -> bool:
     """Raises ValueError for something that is not a phone number rather than guess."""
-    names = conn.execute(
-        select(tags.c.name)
-        .join(customers, customers.c.id == tags.c.customer_id)
-        .where(customers.c.wa_id == normalise_wa_id(wa_id))
-    ).scalars()
-    return marketing_allowed(names)
+    customer = conn.execute(
+        select(customers.c.id, opt_out_request_open(customers.c.id).label("requested")).where(
+            customers.c.wa_id == normalise_wa_id(wa_id)
+        )
+    ).one_or_none()
+    if customer is None:
+        return marketing_allowed((), opt_out_requested=False)
+    names = conn.execute(select(tags.c.name).where(tags.c.customer_id == customer.id)).scalars()
+    return marketing_allowed(names, opt_out_requested=bool(customer.requested))

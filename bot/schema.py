@@ -1,6 +1,7 @@
 """Tables of our own. Rasa's SQL tracker store owns a table named `events`: never reuse that name."""
 
 from sqlalchemy import (
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -96,6 +97,36 @@ consent_events = Table(
         unique=True,
         sqlite_where=text("message_id IS NULL"),
         postgresql_where=text("message_id IS NULL"),
+    ),
+)
+
+# A customer asked to stop and has not confirmed yet: while a request is open (resolved_at NULL)
+# no marketing reaches them (bot.consent). At most one open request per customer, so a repeated
+# "stop" adds nothing; resolved ones stay as evidence. resolution: opted_out (the OPT_OUT tag was
+# written, in the same transaction) | kept (they answered "no"). Migration 0004 lets the database
+# change a row only from open to resolved, and never delete one.
+opt_out_requests = Table(
+    "opt_out_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("message_id", String(255)),  # the wamid of the request
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolution", String(16)),
+    Column("resolution_message_id", String(255)),  # the wamid of the answer
+    CheckConstraint(
+        "(resolved_at IS NULL AND resolution IS NULL)"
+        " OR (resolved_at IS NOT NULL AND resolution IN ('opted_out', 'kept'))",
+        name="ck_opt_out_requests_resolution",
+    ),
+    Index(
+        "uq_opt_out_requests_open",
+        "customer_id",
+        unique=True,
+        sqlite_where=text("resolved_at IS NULL"),
+        postgresql_where=text("resolved_at IS NULL"),
     ),
 )
 

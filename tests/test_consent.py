@@ -30,13 +30,13 @@ AT = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
     ],
 )
 def test_marketing_is_allowed_unless_opted_out(tag_names, allowed):
-    assert marketing_allowed(tag_names) is allowed
+    assert marketing_allowed(tag_names, opt_out_requested=False) is allowed
 
 
 @given(st.lists(st.sampled_from([OPT_OUT, "VIP", "LEAD", "opt_out", "OPT_OUT "])))
 def test_only_the_exact_opt_out_tag_forbids_marketing(tag_names):
     # Spelling variants are normalised when a tag is written, so the rule itself is exact.
-    assert marketing_allowed(tag_names) is (OPT_OUT not in tag_names)
+    assert marketing_allowed(tag_names, opt_out_requested=False) is (OPT_OUT not in tag_names)
 
 
 def test_the_clause_selects_exactly_the_customers_marketing_may_reach(db_url):
@@ -74,7 +74,7 @@ def test_the_clause_and_the_pure_rule_agree(db_url, tag_sets):
                     record_opt_out(conn, wa_id, "text", f"wamid.{wa_id}", AT)
                 else:
                     add_tag(conn, wa_id, name, "import", None, AT)
-            expected[wa_id] = marketing_allowed(names)
+            expected[wa_id] = marketing_allowed(names, opt_out_requested=False)
     with transaction() as conn:
         rows = conn.execute(
             select(customers.c.wa_id, marketing_allowed_clause(customers)).where(

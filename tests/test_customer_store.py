@@ -358,6 +358,7 @@ def test_profile_has_tags_with_when_and_how_and_the_consent_history(opted_out):
         "first_seen_at": AT.isoformat(),
         "last_seen_at": AT.isoformat(),
         "marketing_allowed": False,
+        "opt_out_request": None,
         "tags": [
             {"name": "VIP", "added_at": AT.isoformat(), "source": "import", "message_id": None},
             {"name": OPT_OUT, "added_at": AT.isoformat(), "source": "text", "message_id": "wamid.1"},

@@ -93,6 +93,7 @@ def _profile(name: str, opted_out: bool) -> dict:
         "first_seen_at": "2024-05-01T10:00:00+00:00",
         "last_seen_at": None,
         "marketing_allowed": not opted_out,
+        "opt_out_request": None,
         "tags": tags,
         "consent_history": history,
     }

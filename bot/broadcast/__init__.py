@@ -1,7 +1,7 @@
 """Broadcasts of a marketing template that never reach an opted-out customer.
 
-`python -m bot broadcast` selects the audience in SQL (opted-out customers left out by
-`bot.consent.marketing_allowed_clause`) and writes one pending delivery per customer, then asks
+`python -m bot broadcast` selects the audience in SQL (opted-out customers, and those who asked to
+stop and have not confirmed, left out by `bot.consent.marketing_allowed_clause`) and writes one pending delivery per customer, then asks
 Rasa to run `action_send_broadcast` in each customer's conversation (trigger_intent). The action
 claims the delivery at most once, asks `bot.consent.may_send_marketing` at that moment, and sends.
 

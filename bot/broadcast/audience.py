@@ -1,4 +1,5 @@
-"""Who a broadcast reaches: everyone, a tag or a CSV file of numbers, minus opted-out customers.
+"""Who a broadcast reaches: everyone, a tag or a CSV file of numbers, minus those marketing may not
+reach (opted out, or asked to stop and not confirmed: `bot.consent`).
 
 Nothing here loads customers into Python. Counting is one SELECT and materialising is one
 `INSERT INTO broadcast_deliveries ... SELECT ... ON CONFLICT DO NOTHING` over the customer store,

@@ -28,6 +28,12 @@ SOURCE_TEXT = {
     "meta_131050": "WhatsApp refused a marketing message: the customer had stopped marketing (error 131050)",
     "import": "imported from a customer list (CSV)",
 }
+# How an open opt-out request was made (only the customer's own messages open one).
+REQUEST_SOURCE_TEXT = {
+    "text": "the customer wrote it (e.g. STOP)",
+    "button": "the customer tapped a reply button",
+    "template": "the customer tapped “Stop promotions” on a marketing template",
+}
 EVENT_TEXT = {
     "opt_out": "Opted out of marketing",
     "opt_out_repeated": "Asked to opt out again (already opted out)",
@@ -92,6 +98,14 @@ def tag_badge(name: str) -> Safe:
     return render('<span class="tag">{name}</span>', name=name)
 
 
+# What a customer with an open opt-out request is shown as, in the list and on the profile.
+ASKED_TO_STOP = "asked to stop, not confirmed"
+
+
+def request_badge() -> Safe:
+    return render('<span class="tag tag-pending">{label}</span>', label=ASKED_TO_STOP)
+
+
 def customer_link(wa_id: str) -> str:
     return f"/customers/{quote(wa_id, safe='')}"
 
@@ -109,8 +123,15 @@ def customers_page(page: CustomerPage, search: str, tag: str, tags: Sequence[str
             href=customer_link(row.wa_id),
             name=row.name or "(no name)",
             wa_id=row.wa_id,
-            tags=join((tag_badge(t) for t in row.tags), " ")
-            if row.tags
+            tags=join(
+                [
+                    *(tag_badge(t) for t in row.tags),
+                    # An OPT_OUT tag says more; the request is then only history.
+                    *([request_badge()] if row.opt_out_requested and OPT_OUT not in row.tags else []),
+                ],
+                " ",
+            )
+            if row.tags or row.opt_out_requested
             else render('<span class="muted">none</span>'),
             seen=when(row.last_seen_at),
         )
@@ -159,6 +180,16 @@ def customers_page(page: CustomerPage, search: str, tag: str, tags: Sequence[str
 
 def _opt_out_banner(profile: dict[str, Any]) -> Safe:
     tag = next((t for t in profile["tags"] if t["name"] == OPT_OUT), None)
+    request = profile["opt_out_request"]
+    if tag is None and request is not None:
+        return render(
+            '<div class="banner warning" id="opt-out-request"><p><strong>Asked to stop, not confirmed</strong>:'
+            " no marketing messages until the customer answers. Asked {at}; how: {how}.</p>"
+            "<p>The bot asked them to confirm. A “yes” opts them out for good, a “no” allows"
+            " marketing again; until then the request stays open, however long that takes.</p></div>",
+            at=when(request["requested_at"]),
+            how=REQUEST_SOURCE_TEXT.get(request["source"], request["source"]),
+        )
     if tag is None:
         return render(
             '<div class="banner allowed"><p><strong>Marketing allowed</strong>: this customer has no OPT_OUT tag.</p></div>'

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from bot.broadcast import deliveries
 from bot.broadcast.deliveries import Broadcast
 from bot.broadcast.report import Report, aggregate, load_rows
-from bot.consent import OPT_OUT
+from bot.consent import OPT_OUT, opt_out_request_open
 from bot.schema import broadcasts, customers, inbound_messages, message_statuses, tags
 from bot.store.timestamps import from_db
 
@@ -28,6 +28,7 @@ class CustomerRow:
     name: str | None
     last_seen_at: datetime | None
     tags: tuple[str, ...]
+    opt_out_requested: bool = False  # asked to stop, not confirmed (yet): no marketing meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ def customer_page(
     total = conn.execute(select(func.count()).select_from(customers).where(where)).scalar_one()
     page = max(1, page)
     rows = conn.execute(
-        select(c.id, c.wa_id, c.name, c.last_seen_at)
+        select(c.id, c.wa_id, c.name, c.last_seen_at, opt_out_request_open(c.id).label("requested"))
         .where(where)
         # Customers who never wrote (imported) last; SQLite and PostgreSQL disagree on NULL order.
         .order_by(c.last_seen_at.is_(None), c.last_seen_at.desc(), c.id.desc())
@@ -86,6 +87,7 @@ def customer_page(
                 name=row.name,
                 last_seen_at=None if row.last_seen_at is None else from_db(row.last_seen_at),
                 tags=tuple(tag_names[row.id]),
+                opt_out_requested=bool(row.requested),
             )
             for row in shown
         ],

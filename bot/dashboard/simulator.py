@@ -246,7 +246,10 @@ class Simulator:
         conversation = self._conversation(wa_id)
         async with conversation.lock:
             if not await run_sync(_may_send_marketing, wa_id):
-                note = "Promo not sent: this customer opted out (bot.consent.may_send_marketing said no)."
+                note = (
+                    "Promo not sent: this customer opted out or asked to stop and has not confirmed"
+                    " (bot.consent.may_send_marketing said no)."
+                )
                 conversation.add(
                     Entry(f"note-{time.time_ns()}", "note", _now(), {"kind": "text", "text": note})
                 )

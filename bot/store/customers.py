@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from bot.consent import marketing_allowed
 from bot.db import insert_or_ignore
-from bot.schema import consent_events, customers, tags
+from bot.schema import consent_events, customers, opt_out_requests, tags
 from bot.store.phone_numbers import normalise_wa_id
 from bot.store.timestamps import iso, to_db
 
@@ -75,12 +75,28 @@ def profile(conn: Connection, wa_id: str) -> dict[str, Any] | None:
         .where(consent_events.c.customer_id == row.id)
         .order_by(consent_events.c.occurred_at, consent_events.c.id)
     ).all()
+    # The open one, if any; resolved requests are kept as evidence but change nothing.
+    request = conn.execute(
+        select(opt_out_requests).where(
+            opt_out_requests.c.customer_id == row.id, opt_out_requests.c.resolved_at.is_(None)
+        )
+    ).one_or_none()
     return {
         "wa_id": row.wa_id,
         "name": row.name,
         "first_seen_at": iso(row.first_seen_at),
         "last_seen_at": iso(row.last_seen_at),
-        "marketing_allowed": marketing_allowed(tag.name for tag in tag_rows),
+        "marketing_allowed": marketing_allowed(
+            (tag.name for tag in tag_rows), opt_out_requested=request is not None
+        ),
+        # Asked to stop and not confirmed (yet): no marketing until they answer.
+        "opt_out_request": None
+        if request is None
+        else {
+            "requested_at": iso(request.requested_at),
+            "source": request.source,
+            "message_id": request.message_id,
+        },
         "tags": [
             {
                 "name": tag.name,

@@ -9,6 +9,9 @@ with a new message adds an `opt_out_repeated` event, so the history shows the cu
 again (and when we had already stopped). A redelivery adds nothing: the consent history holds one
 event per customer per message id, or per kind, source and instant when there is no message id
 (Meta's user_preferences notices carry none).
+
+Every opt-out also resolves the customer's open opt-out request, if any, in the same transaction
+(bot/store/opt_out_requests.py): there is no moment at which the request is gone but no tag is.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from bot.consent import OPT_OUT, OPT_OUT_EVENT, OPT_OUT_REPEATED, SOURCES
 from bot.db import insert_or_ignore
 from bot.schema import consent_events, customers, tags
 from bot.store.customers import ensure_customer
+from bot.store.opt_out_requests import OPTED_OUT, resolve_open_request
 from bot.store.timestamps import from_db, now, to_db
 
 _TAG_NAME = re.compile(r"[A-Z0-9_]{1,64}")
@@ -72,6 +76,8 @@ def record_opt_out(
     customer_id, _ = ensure_customer(conn, wa_id, name)
     tag = {"name": OPT_OUT, "added_at": at, "source": source, "message_id": message_id}
     created = insert_or_ignore(conn, tags, {"customer_id": customer_id, **tag})
+    # Also when the tag was there already: a request opened alongside it must not stay open.
+    resolve_open_request(conn, customer_id, OPTED_OUT, message_id, at)
     if created:
         _append_event(conn, customer_id, OPT_OUT_EVENT, source, message_id, detail, at)
         return OptOutResult(True, from_db(at), source, message_id)

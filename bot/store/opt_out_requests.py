@@ -1,0 +1,91 @@
+"""Opt-out requests: the customer asked to stop and has not confirmed yet.
+
+While a request is open, `bot.consent` allows no marketing to the customer. The bot opens one when
+the customer asks to stop (`action_check_opt_out`, before "Do you want to stop...?"), and it is
+resolved by their answer: "yes" writes the OPT_OUT tag and resolves it as `opted_out` in the same
+transaction (`bot.store.tags.record_opt_out`, whatever the opt-out's source); "no" resolves it as
+`kept` and marketing may resume. An unanswered or unclear confirmation leaves it open: the
+suppression lasts until the customer answers a later confirmation.
+
+One open request per customer (a partial unique index): asking again while one is open adds
+nothing, and the open one keeps when and how they first asked. Resolved requests stay, as evidence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.engine import Connection
+
+from bot.consent import OPT_OUT, SOURCES
+from bot.db import insert_or_ignore
+from bot.schema import customers, opt_out_requests, tags
+from bot.store.customers import ensure_customer
+from bot.store.phone_numbers import normalise_wa_id
+from bot.store.timestamps import to_db
+
+OPTED_OUT = "opted_out"
+KEPT = "kept"
+
+
+def request_opt_out(
+    conn: Connection,
+    wa_id: str,
+    source: str,
+    message_id: str | None,
+    at: datetime,
+    name: str | None = None,
+) -> bool:
+    """The customer asked to stop: from now on no marketing until they answer.
+
+    Returns False, writing no request, when they have already opted out (there is nothing to
+    confirm); True when a request is open (this one, or an earlier one still unanswered).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; one of {', '.join(sorted(SOURCES))}")
+    customer_id, _ = ensure_customer(conn, wa_id, name)
+    opted_out = conn.execute(
+        select(exists().where(tags.c.customer_id == customer_id, tags.c.name == OPT_OUT))
+    ).scalar_one()
+    if opted_out:
+        return False
+    request = {
+        "customer_id": customer_id,
+        "requested_at": to_db(at),
+        "source": source,
+        "message_id": message_id,
+    }
+    insert_or_ignore(conn, opt_out_requests, request)
+    return True
+
+
+def keep_marketing(conn: Connection, wa_id: str, message_id: str | None, at: datetime) -> bool:
+    """The customer answered "no" (keep the messages): marketing may reach them again.
+
+    True if an open request was resolved; False if there was none (nothing was suppressed).
+    """
+    customer_id = conn.execute(
+        select(customers.c.id).where(customers.c.wa_id == normalise_wa_id(wa_id))
+    ).scalar_one_or_none()
+    if customer_id is None:
+        return False
+    return resolve_open_request(conn, customer_id, KEPT, message_id, at)
+
+
+def resolve_open_request(
+    conn: Connection, customer_id: int, resolution: str, message_id: str | None, at: datetime
+) -> bool:
+    """Close the customer's open request, if any; True if there was one. Only this may change a
+    request, and the database lets it (migration 0004): open -> resolved, once."""
+    if resolution not in (OPTED_OUT, KEPT):
+        raise ValueError(f"not a resolution: {resolution!r}")
+    resolved = conn.execute(
+        update(opt_out_requests)
+        .where(
+            opt_out_requests.c.customer_id == customer_id,
+            opt_out_requests.c.resolved_at.is_(None),
+        )
+        .values(resolved_at=to_db(at), resolution=resolution, resolution_message_id=message_id)
+    )
+    return resolved.rowcount == 1
