@@ -334,7 +334,11 @@ def decision_accuracy(table: Mapping[str, Mapping[str, int]]) -> float | None:
 def format_confusion_tables(by_lang: Mapping[str, Mapping[str, Mapping[str, int]]]) -> str:
     """One line per language: counts gold -> predicted (yes/no/unclear), then the yes-errors."""
     cols = [f"{g[0]}>{p[0]}" for g in DECISIONS for p in DECISIONS]
-    header = f"{'lang':<8}{'n':>4} | " + "".join(f"{c:>5}" for c in cols) + f" | {'acc':>6}{'no>yes':>7}{'unc>yes':>8}"
+    header = (
+        f"{'lang':<8}{'n':>4} | "
+        + "".join(f"{c:>5}" for c in cols)
+        + f" | {'acc':>6}{'no>yes':>7}{'unc>yes':>8}"
+    )
     lines = ["gold>predicted (y = yes, n = no, u = unclear)", header, "-" * len(header)]
     for key, table in by_lang.items():
         n = sum(sum(row.values()) for row in table.values())
@@ -577,7 +581,9 @@ async def predict_all(
     return holdout_predictions, answer_predictions
 
 
-def run_cross_validation(config: Path, nlu_data: Path, out_dir: Path, folds: int = CV_FOLDS) -> dict[str, Any]:
+def run_cross_validation(
+    config: Path, nlu_data: Path, out_dir: Path, folds: int = CV_FOLDS
+) -> dict[str, Any]:
     """``rasa test nlu --cross-validation`` in a subprocess; returns its pooled intent report."""
     import shutil
     import subprocess

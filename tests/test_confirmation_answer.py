@@ -38,8 +38,8 @@ ALL_INTENTS = [
 
 def test_the_threshold_for_yes_is_documented_and_strict():
     assert 0.5 < YES_CONFIDENCE < 1.0
-    assert YES_INTENTS == {"affirm", "opt_out"}
-    assert NO_INTENTS == {"deny", "want_marketing"}
+    assert {"affirm", "opt_out"} == YES_INTENTS
+    assert {"deny", "want_marketing"} == NO_INTENTS
     assert MAX_UNCLEAR_ANSWERS == 2
 
 

@@ -19,8 +19,6 @@ from bench.nlu_eval import (
     evaluate_confirmation,
     format_confusion_tables,
     format_cv_summary,
-    read_as_yes,
-    summarise_cv_report,
     format_metrics_table,
     intent_accuracy,
     is_opt_out_intent,
@@ -30,6 +28,8 @@ from bench.nlu_eval import (
     normalise_text,
     opt_out_errors,
     other_intent_errors,
+    read_as_yes,
+    summarise_cv_report,
     targets_met,
 )
 
@@ -252,7 +252,9 @@ def test_empty_confusion_table_has_zero_rows_and_undefined_accuracy():
 
 
 def test_confusion_by_language_has_overall_and_every_language():
-    result = confusion_by_language(["yes", "no", "no"], ["yes", "yes", "no"], ["en", "de", "de"], ("en", "es", "de"))
+    result = confusion_by_language(
+        ["yes", "no", "no"], ["yes", "yes", "no"], ["en", "de", "de"], ("en", "es", "de")
+    )
     assert list(result) == [OVERALL, "en", "es", "de"]
     assert read_as_yes(result[OVERALL]) == {"no": 1, "unclear": 0}
     assert read_as_yes(result["de"]) == {"no": 1, "unclear": 0}
@@ -266,7 +268,24 @@ def test_format_confusion_tables_prints_one_row_per_language_with_the_yes_errors
     text = format_confusion_tables(tables)
     [row] = [line for line in text.splitlines() if line.startswith("en ")]
     # n=2, then y>y y>n y>u n>y n>n n>u u>y u>n u>u, accuracy, no>yes, unclear>yes
-    assert row.split() == ["en", "2", "|", "1", "0", "0", "1", "0", "0", "0", "0", "0", "|", "0.500", "1", "0"]
+    assert row.split() == [
+        "en",
+        "2",
+        "|",
+        "1",
+        "0",
+        "0",
+        "1",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "|",
+        "0.500",
+        "1",
+        "0",
+    ]
 
 
 def _answer(text, gold, intent, confidence, lang="en"):
@@ -318,7 +337,12 @@ CV_REPORT = {
 
 def test_summarise_cv_report_picks_opt_out_and_accuracy():
     summary = summarise_cv_report(CV_REPORT)
-    assert (summary["precision"], summary["recall"], summary["f1"], summary["support"]) == (0.99, 0.97, 0.98, 700)
+    assert (summary["precision"], summary["recall"], summary["f1"], summary["support"]) == (
+        0.99,
+        0.97,
+        0.98,
+        700,
+    )
     assert summary["accuracy"] == 0.95
     assert summary["macro_f1"] == 0.9
     assert summary["per_intent_f1"] == {"opt_out": 0.98, "deny": 0.847}
