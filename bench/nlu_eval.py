@@ -588,7 +588,7 @@ def run_cross_validation(
     import shutil
     import subprocess
 
-    shutil.rmtree(out_dir, ignore_errors=True)
+    shutil.rmtree(out_dir, ignore_errors=True)  # only this run's reports, and the log below
     command = [
         sys.executable,
         "-m",
@@ -608,7 +608,16 @@ def run_cross_validation(
         "--quiet",
     ]
     print("running:", " ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True, env={**os.environ, "RASA_MAX_CACHE_SIZE": "0"})
+    # Rasa's progress bars would bury the report: its output goes to a log next to its reports.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "rasa_test_nlu.log"
+    with log.open("w") as stream:
+        done = subprocess.run(
+            command, stdout=stream, stderr=subprocess.STDOUT, env={**os.environ, "RASA_MAX_CACHE_SIZE": "0"}
+        )
+    if done.returncode != 0:
+        print(log.read_text()[-3000:], file=sys.stderr)
+        raise RuntimeError(f"rasa test nlu --cross-validation failed (exit {done.returncode}), see {log}")
     return json.loads((out_dir / "intent_report.json").read_text())
 
 
