@@ -2,12 +2,26 @@
 
 Run from the project root:
 
-    .venv/bin/python -m bench.nlu_eval [--json results.json] [--model models/x.tar.gz]
+    .venv/bin/python -m bench.nlu_eval [--holdout FILE ...] [--confirmation FILE ...]
+        [--cross-validation] [--json results/nlu_eval.json] [--model models/x.tar.gz]
 
 It trains an NLU-only model on ``data/nlu`` with ``config.yml`` (into a temporary
-directory, so nothing in ``models/`` is touched), classifies every example of
-``bench/data/opt_out_holdout.yml`` and prints precision / recall / false-positive rate of
-the ``opt_out`` intent overall and per language, next to the exact-keyword baseline.
+directory, so nothing in ``models/`` is touched), then:
+
+- classifies every example of each ``--holdout`` file (default: the frozen
+  ``bench/data/opt_out_holdout_v2.yml``) and prints precision / recall / false-positive rate
+  of the ``opt_out`` intent overall and per language, next to the exact-keyword baseline;
+- parses every answer of each ``--confirmation`` file (default: the frozen
+  ``bench/data/confirmation_answers_holdout.yml``; gold intents ``yes`` / ``no`` / ``unclear``)
+  and maps the parse through ``actions.opt_out.confirmation_answer`` (the very function the
+  confirmation form uses; no earlier unclear answer) to a decision, then prints a per-language
+  confusion table and the key number: "no"/"unclear" answers read as "yes" (target 0 for "no");
+- with ``--cross-validation``: runs ``rasa test nlu --cross-validation --folds 5`` on the
+  training data and prints opt_out precision / recall / f1 and the overall accuracy.
+
+The DEV sets ``bench/data/opt_out_dev.yml`` and ``bench/data/confirmation_answers_dev.yml``
+(tuned against) are evaluated the same way by passing them explicitly (``make eval-dev``).
+A file that does not exist is reported as skipped, not an error.
 
 The exit code is 0 whenever the evaluation ran: targets are *reported* ("TARGETS MET" /
 "TARGETS MISSED") rather than asserted, so CI can archive the numbers even on a bad day.
@@ -47,7 +61,14 @@ RECALL_TARGET = 0.98
 FPR_TARGET = 0.03
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_HOLDOUT = PROJECT_ROOT / "bench" / "data" / "opt_out_holdout.yml"
+DEFAULT_HOLDOUT = PROJECT_ROOT / "bench" / "data" / "opt_out_holdout_v2.yml"
+DEFAULT_CONFIRMATION = PROJECT_ROOT / "bench" / "data" / "confirmation_answers_holdout.yml"
+DEFAULT_CV_OUT = PROJECT_ROOT / "results" / "cross_validation"
+CV_FOLDS = 5
+
+# Decisions on the answer to the confirmation question (gold intents of the confirmation files).
+YES, NO, UNCLEAR = "yes", "no", "unclear"
+DECISIONS: tuple[str, ...] = (YES, NO, UNCLEAR)
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yml"
 DEFAULT_NLU_DATA = PROJECT_ROOT / "data" / "nlu"
 
@@ -179,7 +200,7 @@ def metrics_by_language(
 
 
 def intent_accuracy(gold_intents: Sequence[str], predicted_intents: Sequence[str]) -> float | None:
-    """Share of examples whose top intent equals the gold intent (all 11 intents)."""
+    """Share of examples whose top intent equals the gold intent (all intents)."""
     if len(gold_intents) != len(predicted_intents):
         raise ValueError("gold and predicted intents must have the same length")
     pairs = list(zip(gold_intents, predicted_intents, strict=True))
@@ -246,6 +267,177 @@ def leakage(holdout_texts: Iterable[str], training_texts: Iterable[str]) -> dict
     return {"exact": exact, "normalised": normalised}
 
 
+# ------------------------------------------------------------ confirmation answers (pure)
+
+
+@dataclass(frozen=True)
+class AnswerPrediction:
+    """One answer to the confirmation question: gold decision, the parse, and the decision made."""
+
+    example: Example  # example.intent is the gold decision: yes | no | unclear
+    intent: str
+    confidence: float
+    decision: str
+
+
+def confirmation_decision(intent: str | None, confidence: float, doubt: float = 0.0) -> str:
+    """yes / no / unclear: what the confirmation form decides for a first answer with this parse.
+
+    Goes through ``actions.opt_out.confirmation_answer`` (no unclear answer so far), so the
+    evaluation measures exactly what the bot does. A question (not an answer) is "unclear": it is
+    answered and the confirmation asked again, and nothing is written.
+    """
+    from actions.opt_out import confirmation_answer, decision_of
+
+    return decision_of(confirmation_answer(intent, 0, confidence, doubt))
+
+
+def confusion_table(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] = DECISIONS
+) -> dict[str, dict[str, int]]:
+    """counts[gold][predicted] for every pair of labels (unknown labels are added at the end)."""
+    if len(gold) != len(predicted):
+        raise ValueError(f"length mismatch: {len(gold)} gold vs {len(predicted)} predicted")
+    ordered = list(dict.fromkeys([*labels, *gold, *predicted]))
+    table = {g: {p: 0 for p in ordered} for g in ordered}
+    for g, p in zip(gold, predicted, strict=True):
+        table[g][p] += 1
+    return table
+
+
+def confusion_by_language(
+    golds: Sequence[str],
+    predicted: Sequence[str],
+    langs: Sequence[str],
+    languages: Iterable[str] = LANGUAGES,
+) -> dict[str, dict[str, dict[str, int]]]:
+    """A confusion table overall and for each language (listed languages always get a row)."""
+    if not len(golds) == len(predicted) == len(langs):
+        raise ValueError("gold, predicted and languages must have the same length")
+    result = {OVERALL: confusion_table(golds, predicted)}
+    for lang in dict.fromkeys([*languages, *sorted(set(langs))]):
+        idx = [i for i, lg in enumerate(langs) if lg == lang]
+        result[lang] = confusion_table([golds[i] for i in idx], [predicted[i] for i in idx])
+    return result
+
+
+def read_as_yes(table: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """How many "no" and "unclear" answers the bot would have taken for "yes" (the costly error)."""
+    return {gold: table.get(gold, {}).get(YES, 0) for gold in (NO, UNCLEAR)}
+
+
+def decision_accuracy(table: Mapping[str, Mapping[str, int]]) -> float | None:
+    total = sum(sum(row.values()) for row in table.values())
+    return _ratio(sum(table[g].get(g, 0) for g in table), total)
+
+
+def format_confusion_tables(by_lang: Mapping[str, Mapping[str, Mapping[str, int]]]) -> str:
+    """One line per language: counts gold -> predicted (yes/no/unclear), then the yes-errors."""
+    cols = [f"{g[0]}>{p[0]}" for g in DECISIONS for p in DECISIONS]
+    header = (
+        f"{'lang':<8}{'n':>4} | "
+        + "".join(f"{c:>5}" for c in cols)
+        + f" | {'acc':>6}{'no>yes':>7}{'unc>yes':>8}"
+    )
+    lines = ["gold>predicted (y = yes, n = no, u = unclear)", header, "-" * len(header)]
+    for key, table in by_lang.items():
+        n = sum(sum(row.values()) for row in table.values())
+        cells = "".join(f"{table.get(g, {}).get(p, 0):>5}" for g in DECISIONS for p in DECISIONS)
+        wrong_yes = read_as_yes(table)
+        lines.append(
+            f"{key:<8}{n:>4} | {cells} | {_fmt(decision_accuracy(table)):>6}"
+            f"{wrong_yes[NO]:>7}{wrong_yes[UNCLEAR]:>8}"
+        )
+        if key == OVERALL:
+            lines.append("-" * len(header))
+    return "\n".join(lines)
+
+
+def evaluate_confirmation(predictions: Sequence[AnswerPrediction]) -> tuple[str, dict[str, Any]]:
+    """Printable report and JSON payload for the answers to the confirmation question (pure)."""
+    golds = [p.example.intent for p in predictions]
+    decided = [p.decision for p in predictions]
+    by_lang = confusion_by_language(golds, decided, [p.example.lang for p in predictions])
+    overall = by_lang[OVERALL]
+    wrong_yes = read_as_yes(overall)
+    errors = [p for p in predictions if p.decision != p.example.intent]
+    lines = [
+        format_confusion_tables(by_lang),
+        "",
+        f"answers read as YES by mistake: {wrong_yes[NO]} of {sum(overall[NO].values())} 'no' "
+        f"(target 0), {wrong_yes[UNCLEAR]} of {sum(overall[UNCLEAR].values())} 'unclear'",
+        f"wrong decisions ({len(errors)}):",
+        *(
+            f"  [{p.example.lang}] {p.example.text!r}: gold={p.example.intent} decided={p.decision} "
+            f"(intent {p.intent} {p.confidence:.2f})"
+            for p in errors
+        ),
+    ]
+    payload = {
+        "n_answers": len(predictions),
+        "decision_accuracy": decision_accuracy(overall),
+        "no_read_as_yes": wrong_yes[NO],
+        "unclear_read_as_yes": wrong_yes[UNCLEAR],
+        "confusion": by_lang,
+        "no_read_as_yes_target_met": wrong_yes[NO] == 0,
+        "wrong_decisions": [
+            {
+                "text": p.example.text,
+                "lang": p.example.lang,
+                "gold": p.example.intent,
+                "decided": p.decision,
+                "intent": p.intent,
+                "confidence": round(p.confidence, 4),
+            }
+            for p in errors
+        ],
+    }
+    return "\n".join(lines), payload
+
+
+# ----------------------------------------------------------------- cross-validation (pure)
+
+
+def summarise_cv_report(report: Mapping[str, Any], intent: str = OPT_OUT) -> dict[str, Any]:
+    """The numbers that matter from Rasa's cross-validation ``intent_report.json``.
+
+    Rasa writes one entry per intent (precision, recall, f1-score, support) plus "accuracy"
+    (a float) and the "macro avg" / "weighted avg" entries.
+    """
+    row = report.get(intent) or {}
+    per_intent = {
+        name: round(float(values["f1-score"]), 4)
+        for name, values in report.items()
+        if isinstance(values, Mapping) and "f1-score" in values and not name.endswith(" avg")
+    }
+    accuracy = report.get("accuracy")
+    return {
+        "intent": intent,
+        "precision": row.get("precision"),
+        "recall": row.get("recall"),
+        "f1": row.get("f1-score"),
+        "support": row.get("support"),
+        "accuracy": accuracy if isinstance(accuracy, int | float) else None,
+        "macro_f1": (report.get("macro avg") or {}).get("f1-score"),
+        "per_intent_f1": per_intent,
+    }
+
+
+def format_cv_summary(summary: Mapping[str, Any], folds: int = CV_FOLDS) -> str:
+    per_intent = ", ".join(f"{k} {v:.3f}" for k, v in sorted(summary["per_intent_f1"].items()))
+    return "\n".join(
+        [
+            f"{folds}-fold cross-validation of data/nlu (test folds pooled):",
+            f"  opt_out: precision {_fmt(summary['precision']).strip()}, recall "
+            f"{_fmt(summary['recall']).strip()}, f1 {_fmt(summary['f1']).strip()} "
+            f"(support {summary['support']})",
+            f"  overall intent accuracy {_fmt(summary['accuracy']).strip()}, "
+            f"macro f1 {_fmt(summary['macro_f1']).strip()}",
+            f"  per-intent f1: {per_intent}",
+        ]
+    )
+
+
 # ------------------------------------------------------------------------------ reporting
 
 
@@ -286,8 +478,8 @@ def _describe(p: Prediction) -> str:
 # ------------------------------------------------------------------------- Rasa plumbing
 
 
-def load_holdout(path: Path) -> list[Example]:
-    """Read the held-out Rasa NLU YAML; every example must carry ``metadata: {lang: xx}``."""
+def _read_labelled(path: Path) -> list[Example]:
+    """Every intent example of a Rasa NLU YAML file; each must carry ``metadata: {lang: xx}``."""
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 
     data = RasaYAMLReader().read(str(path))
@@ -302,13 +494,27 @@ def load_holdout(path: Path) -> list[Example]:
         examples.append(
             Example(
                 text=text,
-                intent=message.get("intent"),
+                intent=str(message.get("intent")),
                 lang=lang,
                 hard_negative=bool(meta.get("hard_negative", False)),
             )
         )
     if not examples:
         raise ValueError(f"{path}: no examples found")
+    return examples
+
+
+def load_holdout(path: Path) -> list[Example]:
+    """Read a held-out Rasa NLU YAML; every example must carry ``metadata: {lang: xx}``."""
+    return _read_labelled(path)
+
+
+def load_answers(path: Path) -> list[Example]:
+    """Read a confirmation-answer file: intents yes / no / unclear, ``lang`` metadata."""
+    examples = _read_labelled(path)
+    for e in examples:
+        if e.intent not in DECISIONS:
+            raise ValueError(f"{path}: {e.text!r} has intent {e.intent!r}, expected one of {DECISIONS}")
     return examples
 
 
@@ -333,22 +539,91 @@ def train_model(config: Path, nlu_data: Path, out_dir: Path) -> Path:
     return Path(model_path)
 
 
+async def _parse_all(agent: Any, examples: Sequence[Example]) -> list[tuple[str, float, float]]:
+    """(intent, confidence, weight of the "no" intents in the ranking) for every example."""
+    from actions.opt_out import no_weight
+
+    parsed = []
+    for example in examples:
+        parse = await agent.parse_message(example.text)
+        intent = parse.get("intent") or {}
+        doubt = no_weight(parse.get("intent_ranking") or [])
+        parsed.append((intent.get("name") or "", float(intent.get("confidence") or 0.0), doubt))
+    return parsed
+
+
 async def predict(model_path: Path, examples: Sequence[Example]) -> list[Prediction]:
     from rasa.core.agent import Agent
 
     agent = Agent.load(str(model_path))
-    predictions = []
-    for example in examples:
-        parsed = await agent.parse_message(example.text)
-        intent = parsed.get("intent") or {}
-        predictions.append(
-            Prediction(
-                example=example,
-                intent=intent.get("name") or "",
-                confidence=float(intent.get("confidence") or 0.0),
-            )
+    return [
+        Prediction(example=e, intent=i, confidence=c)
+        for e, (i, c, _) in zip(examples, await _parse_all(agent, examples), strict=True)
+    ]
+
+
+async def predict_all(
+    model_path: Path, holdouts: Sequence[Sequence[Example]], answer_sets: Sequence[Sequence[Example]]
+) -> tuple[list[list[Prediction]], list[list[AnswerPrediction]]]:
+    """Load the model once; classify every held-out set and decide every confirmation answer."""
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model_path))
+    holdout_predictions = [
+        [
+            Prediction(example=e, intent=i, confidence=c)
+            for e, (i, c, _) in zip(examples, await _parse_all(agent, examples), strict=True)
+        ]
+        for examples in holdouts
+    ]
+    answer_predictions = [
+        [
+            AnswerPrediction(example=e, intent=i, confidence=c, decision=confirmation_decision(i, c, d))
+            for e, (i, c, d) in zip(answers, await _parse_all(agent, answers), strict=True)
+        ]
+        for answers in answer_sets
+    ]
+    return holdout_predictions, answer_predictions
+
+
+def run_cross_validation(
+    config: Path, nlu_data: Path, out_dir: Path, folds: int = CV_FOLDS
+) -> dict[str, Any]:
+    """``rasa test nlu --cross-validation`` in a subprocess; returns its pooled intent report."""
+    import shutil
+    import subprocess
+
+    shutil.rmtree(out_dir, ignore_errors=True)  # only this run's reports, and the log below
+    command = [
+        sys.executable,
+        "-m",
+        "rasa",
+        "test",
+        "nlu",
+        "--nlu",
+        str(nlu_data),
+        "--config",
+        str(config),
+        "--cross-validation",
+        "--folds",
+        str(folds),
+        "--out",
+        str(out_dir),
+        "--no-plot",
+        "--quiet",
+    ]
+    print("running:", " ".join(command[1:]), flush=True)
+    # Rasa's progress bars would bury the report: its output goes to a log next to its reports.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "rasa_test_nlu.log"
+    with log.open("w") as stream:
+        done = subprocess.run(
+            command, stdout=stream, stderr=subprocess.STDOUT, env={**os.environ, "RASA_MAX_CACHE_SIZE": "0"}
         )
-    return predictions
+    if done.returncode != 0:
+        print(log.read_text()[-3000:], file=sys.stderr)
+        raise RuntimeError(f"rasa test nlu --cross-validation failed (exit {done.returncode}), see {log}")
+    return json.loads((out_dir / "intent_report.json").read_text())
 
 
 # ---------------------------------------------------------------------------------- main
@@ -377,7 +652,7 @@ def evaluate(predictions: Sequence[Prediction], training_texts: Sequence[str]) -
         format_metrics_table(model, baseline),
         "",
         f"hard negatives: {len(hard)}  false opt-outs: model {hard_model_fp}, baseline {hard_baseline_fp}",
-        f"overall intent accuracy (11 intents): {_fmt(accuracy).strip()} "
+        f"overall intent accuracy (all intents): {_fmt(accuracy).strip()} "
         f"({sum(1 for p in predictions if p.intent == p.example.intent)}/{len(predictions)})",
         "per-language targets: "
         + ", ".join(f"{lang} {'ok' if ok else 'MISSED'}" for lang, ok in per_lang_met.items()),
@@ -430,7 +705,16 @@ def _error_dict(p: Prediction) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--holdout", type=Path, default=DEFAULT_HOLDOUT)
+    parser.add_argument(
+        "--holdout", type=Path, nargs="+", default=[DEFAULT_HOLDOUT], help="opt-out held-out file(s)"
+    )
+    parser.add_argument(
+        "--confirmation",
+        type=Path,
+        nargs="*",
+        default=[DEFAULT_CONFIRMATION],
+        help="confirmation-answer file(s): intents yes / no / unclear",
+    )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--nlu", type=Path, default=DEFAULT_NLU_DATA)
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
@@ -439,6 +723,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="evaluate this existing model archive instead of training a fresh one",
     )
+    parser.add_argument(
+        "--cross-validation",
+        action="store_true",
+        help=f"also run `rasa test nlu --cross-validation --folds {CV_FOLDS}` on the training data",
+    )
+    parser.add_argument("--cv-only", action="store_true", help="only the cross-validation")
+    parser.add_argument("--cv-out", type=Path, default=DEFAULT_CV_OUT)
     return parser.parse_args(argv)
 
 
@@ -453,6 +744,15 @@ def _quiet_rasa() -> None:
     configure_structlog(logging.WARNING)
 
 
+def _existing(paths: Sequence[Path], payload: dict[str, Any]) -> list[Path]:
+    """The files that exist; the others are reported as skipped (e.g. a held-out set not yet merged)."""
+    present = [p for p in paths if p.is_file()]
+    for missing in (p for p in paths if not p.is_file()):
+        print(f"skipped (not found): {missing}")
+        payload.setdefault("skipped_files", []).append(str(missing))
+    return present
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Keep TensorFlow's C++ chatter out of the report; must be set before TF is imported.
@@ -462,42 +762,71 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the cache entries that `rasa train` of the real bot relies on.
     os.environ.setdefault("RASA_MAX_CACHE_SIZE", "0")
     _quiet_rasa()
+    started_all = time.monotonic()
+    payload: dict[str, Any] = {"config": str(args.config), "nlu": str(args.nlu)}
 
-    examples = load_holdout(args.holdout)
-    training_texts = load_training_texts(args.nlu)
+    holdout_paths = [] if args.cv_only else _existing(args.holdout, payload)
+    answer_paths = [] if args.cv_only else _existing(args.confirmation, payload)
+    holdouts = [load_holdout(p) for p in holdout_paths]
+    answer_sets = [load_answers(p) for p in answer_paths]
 
-    with tempfile.TemporaryDirectory(prefix="nlu_eval_") as tmp:
-        train_seconds: float | None = None
-        train_cpu_seconds: float | None = None
-        model_path = args.model
-        if model_path is None:
-            # Wall time depends on whoever else shares the 2 cores; CPU time of this
-            # process (all threads) is the steadier number to compare configs with.
-            started, started_cpu = time.monotonic(), time.process_time()
-            model_path = train_model(args.config, args.nlu, Path(tmp))
-            train_seconds = time.monotonic() - started
-            train_cpu_seconds = time.process_time() - started_cpu
-        predictions = asyncio.run(predict(model_path, examples))
+    if holdouts or answer_sets:
+        training_texts = load_training_texts(args.nlu)
+        with tempfile.TemporaryDirectory(prefix="nlu_eval_") as tmp:
+            model_path = args.model
+            if model_path is None:
+                # Wall time depends on whoever else shares the 2 cores; CPU time of this
+                # process (all threads) is the steadier number to compare configs with.
+                started, started_cpu = time.monotonic(), time.process_time()
+                model_path = train_model(args.config, args.nlu, Path(tmp))
+                payload["training_seconds"] = round(time.monotonic() - started, 1)
+                payload["training_cpu_seconds"] = round(time.process_time() - started_cpu, 1)
+            holdout_predictions, answer_predictions = asyncio.run(
+                predict_all(model_path, holdouts, answer_sets)
+            )
+        if "training_seconds" in payload:
+            print(
+                f"\nNLU training time: {payload['training_seconds']:.1f}s wall, "
+                f"{payload['training_cpu_seconds']:.1f}s CPU"
+            )
 
-    report, payload = evaluate(predictions, training_texts)
-    payload["holdout"] = str(args.holdout)
-    payload["training_seconds"] = train_seconds
-    payload["training_cpu_seconds"] = train_cpu_seconds
-    met = payload["targets"]["met"]
-    overall = payload["model"][OVERALL]
+        payload["opt_out"] = {}
+        for path, predictions in zip(holdout_paths, holdout_predictions, strict=True):
+            report, result = evaluate(predictions, training_texts)
+            overall = result["model"][OVERALL]
+            print()
+            print(f"=== opt_out detection on {path} ({len(predictions)} examples)")
+            print(report)
+            print(
+                f"{'TARGETS MET' if result['targets']['met'] else 'TARGETS MISSED'}: overall recall "
+                f"{_fmt(overall['recall']).strip()} (>= {RECALL_TARGET}), FPR "
+                f"{_fmt(overall['false_positive_rate']).strip()} (<= {FPR_TARGET})"
+            )
+            payload["opt_out"][str(path)] = result
 
-    print()
-    print(f"opt_out detection on {args.holdout} ({len(examples)} examples)")
-    if train_seconds is not None and train_cpu_seconds is not None:
-        print(f"NLU training time: {train_seconds:.1f}s wall, {train_cpu_seconds:.1f}s CPU")
-    print(report)
-    print()
-    print(
-        f"{'TARGETS MET' if met else 'TARGETS MISSED'}: overall recall "
-        f"{_fmt(overall['recall']).strip()} (>= {RECALL_TARGET}), FPR "
-        f"{_fmt(overall['false_positive_rate']).strip()} (<= {FPR_TARGET})"
-    )
+        payload["confirmation"] = {}
+        for path, answers in zip(answer_paths, answer_predictions, strict=True):
+            report, result = evaluate_confirmation(answers)
+            print()
+            print(f"=== answers to the confirmation question, {path} ({len(answers)} answers)")
+            print(report)
+            payload["confirmation"][str(path)] = result
 
+    if args.cross_validation or args.cv_only:
+        print()
+        started = time.monotonic()
+        summary = summarise_cv_report(run_cross_validation(args.config, args.nlu, args.cv_out))
+        summary["seconds"] = round(time.monotonic() - started, 1)
+        summary["folds"] = CV_FOLDS
+        summary["command"] = (
+            f"rasa test nlu --nlu {args.nlu} --config {args.config} --cross-validation --folds {CV_FOLDS}"
+        )
+        print(format_cv_summary(summary))
+        print(f"  ({summary['seconds']:.0f}s; full reports in {args.cv_out})")
+        payload["cross_validation"] = summary
+
+    payload["total_seconds"] = round(time.monotonic() - started_all, 1)
+    print(f"\nnlu_eval took {payload['total_seconds']:.0f}s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")

@@ -236,3 +236,26 @@ def test_store_down_at_confirmation_answers_500_and_the_retry_writes_the_tag_onc
     assert bot.post(confirm) == 200  # WhatsApp's retry
     assert "won't receive marketing messages" in last_text(bot, wa_id)
     assert [e["kind"] for e in show(bot, wa_id)["consent_history"]] == ["opt_out"]
+
+
+# --- issue 9: only when they mean it ------------------------------------------------------------
+
+
+def test_wanting_more_offers_as_the_answer_keeps_the_customer_subscribed(bot):
+    wa_id = new_customer()
+    bot.post(meta.text(wa_id, "stop"))
+    confirmation_buttons(bot, wa_id)
+    assert bot.post(meta.text(wa_id, "I want more offers")) == 200
+    assert "still subscribed" in last_text(bot, wa_id)
+    assert opt_out_tag(show(bot, wa_id)) is None
+
+
+def test_wanting_more_marketing_or_a_complaint_with_stop_starts_no_confirmation(bot):
+    wa_id = new_customer()
+    assert bot.post(meta.text(wa_id, "I love your messages")) == 200
+    assert bot.sent_to(wa_id)[-1]["type"] == "text"
+    assert "haven't changed anything" in last_text(bot, wa_id)
+    assert bot.post(meta.text(wa_id, "stop sending me duplicate bills")) == 200
+    assert bot.sent_to(wa_id)[-1]["type"] == "text"
+    assert "our team" in last_text(bot, wa_id)
+    assert opt_out_tag(show(bot, wa_id)) is None

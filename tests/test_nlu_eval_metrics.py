@@ -6,11 +6,19 @@ import pytest
 
 from bench.nlu_eval import (
     OVERALL,
+    AnswerPrediction,
     BinaryMetrics,
     Example,
     Prediction,
     binary_metrics,
+    confirmation_decision,
+    confusion_by_language,
+    confusion_table,
+    decision_accuracy,
     evaluate,
+    evaluate_confirmation,
+    format_confusion_tables,
+    format_cv_summary,
     format_metrics_table,
     intent_accuracy,
     is_opt_out_intent,
@@ -20,6 +28,8 @@ from bench.nlu_eval import (
     normalise_text,
     opt_out_errors,
     other_intent_errors,
+    read_as_yes,
+    summarise_cv_report,
     targets_met,
 )
 
@@ -210,3 +220,142 @@ def test_format_metrics_table_has_one_row_per_key() -> None:
     rows = [line for line in table.splitlines() if line.startswith((OVERALL, "en "))]
     assert len(rows) == 2
     assert "n/a" in table  # baseline precision with no positive prediction
+
+
+# ------------------------------------------------------------- confirmation answers (issue 9)
+
+
+def test_confusion_table_counts_every_gold_predicted_pair():
+    table = confusion_table(["yes", "yes", "no", "no", "unclear"], ["yes", "unclear", "no", "yes", "unclear"])
+    assert table == {
+        "yes": {"yes": 1, "no": 0, "unclear": 1},
+        "no": {"yes": 1, "no": 1, "unclear": 0},
+        "unclear": {"yes": 0, "no": 0, "unclear": 1},
+    }
+    assert read_as_yes(table) == {"no": 1, "unclear": 0}
+    assert decision_accuracy(table) == pytest.approx(3 / 5)
+
+
+def test_confusion_table_keeps_unknown_labels_and_rejects_length_mismatch():
+    table = confusion_table(["yes"], ["maybe"])
+    assert table["yes"]["maybe"] == 1
+    assert "maybe" in table
+    with pytest.raises(ValueError):
+        confusion_table(["yes"], [])
+
+
+def test_empty_confusion_table_has_zero_rows_and_undefined_accuracy():
+    table = confusion_table([], [])
+    assert all(v == 0 for row in table.values() for v in row.values())
+    assert decision_accuracy(table) is None
+    assert read_as_yes(table) == {"no": 0, "unclear": 0}
+
+
+def test_confusion_by_language_has_overall_and_every_language():
+    result = confusion_by_language(
+        ["yes", "no", "no"], ["yes", "yes", "no"], ["en", "de", "de"], ("en", "es", "de")
+    )
+    assert list(result) == [OVERALL, "en", "es", "de"]
+    assert read_as_yes(result[OVERALL]) == {"no": 1, "unclear": 0}
+    assert read_as_yes(result["de"]) == {"no": 1, "unclear": 0}
+    assert sum(sum(r.values()) for r in result["es"].values()) == 0
+    with pytest.raises(ValueError):
+        confusion_by_language(["yes"], ["yes"], [])
+
+
+def test_format_confusion_tables_prints_one_row_per_language_with_the_yes_errors():
+    tables = confusion_by_language(["no", "yes"], ["yes", "yes"], ["en", "en"], ("en",))
+    text = format_confusion_tables(tables)
+    [row] = [line for line in text.splitlines() if line.startswith("en ")]
+    # n=2, then y>y y>n y>u n>y n>n n>u u>y u>n u>u, accuracy, no>yes, unclear>yes
+    assert row.split() == [
+        "en",
+        "2",
+        "|",
+        "1",
+        "0",
+        "0",
+        "1",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "|",
+        "0.500",
+        "1",
+        "0",
+    ]
+
+
+def _answer(text, gold, intent, confidence, lang="en"):
+    example = Example(text=text, intent=gold, lang=lang)
+    return AnswerPrediction(example, intent, confidence, confirmation_decision(intent, confidence))
+
+
+def test_confirmation_decision_goes_through_the_forms_function():
+    assert confirmation_decision("affirm", 1.0) == "yes"
+    assert confirmation_decision("affirm", 0.5) == "unclear"  # unsure yes: ask again
+    assert confirmation_decision("opt_out", 0.99) == "yes"
+    assert confirmation_decision("want_marketing", 0.6) == "no"
+    assert confirmation_decision("deny", 0.9) == "no"
+    assert confirmation_decision("ask_offers", 0.9) == "unclear"  # a question: asked again
+    assert confirmation_decision("nlu_fallback", 0.3) == "unclear"
+
+
+def test_evaluate_confirmation_reports_no_answers_read_as_yes():
+    answers = [
+        _answer("yes", "yes", "affirm", 1.0),
+        _answer("I want more offers", "no", "affirm", 0.93),  # the costly mistake
+        _answer("no", "no", "deny", 0.99, "es"),
+        _answer("hmm", "unclear", "nlu_fallback", 0.2, "de"),
+        _answer("ok?", "unclear", "opt_out", 0.85, "de"),
+        _answer("ja", "yes", "affirm", 0.7, "de"),  # unsure: asked again, not a yes
+    ]
+    report, payload = evaluate_confirmation(answers)
+    assert payload["n_answers"] == 6
+    assert payload["no_read_as_yes"] == 1
+    assert payload["unclear_read_as_yes"] == 1
+    assert payload["no_read_as_yes_target_met"] is False
+    assert payload["confusion"]["de"]["yes"]["unclear"] == 1
+    assert payload["decision_accuracy"] == pytest.approx(3 / 6)
+    assert [e["text"] for e in payload["wrong_decisions"]] == ["I want more offers", "ok?", "ja"]
+    assert "answers read as YES by mistake: 1 of 2 'no'" in report
+
+
+# ----------------------------------------------------------------------- cross-validation
+
+
+CV_REPORT = {
+    "opt_out": {"precision": 0.99, "recall": 0.97, "f1-score": 0.98, "support": 700},
+    "deny": {"precision": 0.9, "recall": 0.8, "f1-score": 0.847, "support": 100},
+    "accuracy": 0.95,
+    "macro avg": {"precision": 0.9, "recall": 0.9, "f1-score": 0.9, "support": 800},
+    "weighted avg": {"precision": 0.9, "recall": 0.9, "f1-score": 0.9, "support": 800},
+}
+
+
+def test_summarise_cv_report_picks_opt_out_and_accuracy():
+    summary = summarise_cv_report(CV_REPORT)
+    assert (summary["precision"], summary["recall"], summary["f1"], summary["support"]) == (
+        0.99,
+        0.97,
+        0.98,
+        700,
+    )
+    assert summary["accuracy"] == 0.95
+    assert summary["macro_f1"] == 0.9
+    assert summary["per_intent_f1"] == {"opt_out": 0.98, "deny": 0.847}
+
+
+def test_summarise_cv_report_tolerates_a_missing_intent():
+    summary = summarise_cv_report({"accuracy": 0.5})
+    assert summary["recall"] is None
+    assert summary["per_intent_f1"] == {}
+
+
+def test_format_cv_summary_mentions_the_key_numbers():
+    text = format_cv_summary(summarise_cv_report(CV_REPORT))
+    assert "5-fold" in text
+    assert "recall 0.970" in text
+    assert "accuracy 0.950" in text

@@ -8,14 +8,19 @@ from actions.opt_out import confirmation_answer
 
 @pytest.mark.parametrize(
     ("intent", "expected"),
-    [("affirm", "confirmed"), ("opt_out", "confirmed"), ("deny", "kept")],
+    [("affirm", "confirmed"), ("opt_out", "confirmed"), ("deny", "kept"), ("want_marketing", "kept")],
 )
 def test_yes_stop_and_no_settle_the_confirmation(intent, expected):
     assert confirmation_answer(intent, 0) == {"opt_out_decision": expected}
 
 
+def test_a_low_confidence_yes_does_not_settle_the_confirmation():
+    # More cases in tests/test_confirmation_answer.py.
+    assert confirmation_answer("affirm", 0, 0.55) == {"opt_out_unclear_answers": 1}
+
+
 @pytest.mark.parametrize(
-    "intent", ["help", "bot_challenge", "order_help", "ask_offers", "EXTERNAL_send_broadcast"]
+    "intent", ["help", "bot_challenge", "order_help", "ask_offers", "complaint", "EXTERNAL_send_broadcast"]
 )
 def test_questions_and_outside_events_are_not_answers(intent):
     assert confirmation_answer(intent, 1) == {}

@@ -1,0 +1,210 @@
+"""The answer to "Do you want to stop receiving marketing messages?": yes / no / unclear (issue 9).
+
+`confirmation_answer` is pure; these tests pin every branch: only a sure affirmation or opt-out
+request is "yes", wanting to keep (or more) marketing is "no", everything else is asked again.
+"""
+
+import pytest
+
+from actions.opt_out import (
+    MAX_UNCLEAR_ANSWERS,
+    NO_DOUBT,
+    NO_INTENTS,
+    QUESTION_INTENTS,
+    YES_CONFIDENCE,
+    YES_INTENTS,
+    confirmation_answer,
+    decision_of,
+    no_weight,
+)
+
+ALL_INTENTS = [
+    "greet",
+    "goodbye",
+    "thanks",
+    "affirm",
+    "deny",
+    "help",
+    "bot_challenge",
+    "opt_out",
+    "order_help",
+    "ask_offers",
+    "out_of_scope",
+    "want_marketing",
+    "complaint",
+    "EXTERNAL_send_broadcast",
+    "EXTERNAL_abandoned_cart",
+    "nlu_fallback",
+]
+
+
+def test_the_threshold_for_yes_is_documented_and_strict():
+    assert 0.5 < YES_CONFIDENCE < 1.0
+    assert {"affirm", "opt_out"} == YES_INTENTS
+    assert {"deny", "want_marketing"} == NO_INTENTS
+    assert MAX_UNCLEAR_ANSWERS == 2
+
+
+@pytest.mark.parametrize("intent", ["affirm", "opt_out"])
+@pytest.mark.parametrize("confidence", [1.0, 0.95, YES_CONFIDENCE])
+def test_a_sure_yes_or_stop_confirms(intent, confidence):
+    # 1.0 is the "Yes" button (/affirm) or a typed keyword the model is sure of.
+    assert confirmation_answer(intent, 0, confidence) == {"opt_out_decision": "confirmed"}
+    assert confirmation_answer(intent, 1, confidence) == {"opt_out_decision": "confirmed"}
+
+
+@pytest.mark.parametrize("intent", ["affirm", "opt_out"])
+@pytest.mark.parametrize("confidence", [YES_CONFIDENCE - 0.001, 0.6, 0.31, 0.0])
+def test_an_unsure_yes_is_unclear_and_asked_again(intent, confidence):
+    assert confirmation_answer(intent, 0, confidence) == {"opt_out_unclear_answers": 1}
+    # ... and as the second unclear answer it ends the form WITHOUT opting out.
+    assert confirmation_answer(intent, 1, confidence) == {
+        "opt_out_unclear_answers": 2,
+        "opt_out_decision": "unclear",
+    }
+
+
+@pytest.mark.parametrize("intent", ["deny", "want_marketing"])
+@pytest.mark.parametrize("confidence", [1.0, 0.8, 0.51, 0.2])
+@pytest.mark.parametrize("unclear_so_far", [0, 1])
+def test_no_or_wanting_more_marketing_keeps_at_any_confidence(intent, confidence, unclear_so_far):
+    # "no", "keep them", "I want more offers": nothing is written, so a "no" never needs to be sure.
+    assert confirmation_answer(intent, unclear_so_far, confidence) == {"opt_out_decision": "kept"}
+
+
+@pytest.mark.parametrize(
+    "intent",
+    [
+        "help",
+        "bot_challenge",
+        "order_help",
+        "ask_offers",
+        "complaint",
+        "EXTERNAL_send_broadcast",
+        "EXTERNAL_abandoned_cart",
+    ],
+)
+@pytest.mark.parametrize("confidence", [1.0, 0.4])
+def test_questions_complaints_and_outside_events_are_not_answers(intent, confidence):
+    assert intent in QUESTION_INTENTS or intent.startswith("EXTERNAL_")
+    assert confirmation_answer(intent, 0, confidence) == {}
+    assert confirmation_answer(intent, 1, confidence) == {}
+
+
+@pytest.mark.parametrize(
+    "intent", ["nlu_fallback", "out_of_scope", "greet", "goodbye", "thanks", "", None, "unknown_intent"]
+)
+@pytest.mark.parametrize("confidence", [1.0, 0.9, 0.1])
+def test_anything_else_is_unclear_however_confident(intent, confidence):
+    assert confirmation_answer(intent, 0, confidence) == {"opt_out_unclear_answers": 1}
+    assert confirmation_answer(intent, 1.0, confidence) == {
+        "opt_out_unclear_answers": 2,
+        "opt_out_decision": "unclear",
+    }
+
+
+def test_the_unclear_count_never_goes_past_the_limit_into_a_yes():
+    # Even a stale count above the limit ends undecided, never confirmed.
+    assert confirmation_answer("out_of_scope", 5, 1.0) == {
+        "opt_out_unclear_answers": 6,
+        "opt_out_decision": "unclear",
+    }
+
+
+def test_confidence_defaults_to_a_button_press():
+    assert confirmation_answer("affirm", 0) == {"opt_out_decision": "confirmed"}
+
+
+@pytest.mark.parametrize("intent", ALL_INTENTS)
+@pytest.mark.parametrize("confidence", [0.0, 0.5, YES_CONFIDENCE - 0.01, YES_CONFIDENCE, 1.0])
+@pytest.mark.parametrize("unclear_so_far", [0, 1])
+def test_exhaustively_only_a_sure_affirm_or_opt_out_is_ever_yes(intent, confidence, unclear_so_far):
+    answer = confirmation_answer(intent, unclear_so_far, confidence)
+    is_yes = decision_of(answer) == "yes"
+    assert is_yes == (intent in {"affirm", "opt_out"} and confidence >= YES_CONFIDENCE)
+    assert set(answer) <= {"opt_out_decision", "opt_out_unclear_answers"}
+    assert answer.get("opt_out_decision") in {None, "confirmed", "kept", "unclear"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "decision"),
+    [
+        ({"opt_out_decision": "confirmed"}, "yes"),
+        ({"opt_out_decision": "kept"}, "no"),
+        ({"opt_out_unclear_answers": 2, "opt_out_decision": "unclear"}, "unclear"),
+        ({"opt_out_unclear_answers": 1}, "unclear"),
+        ({}, "unclear"),  # a question: answered, then asked again
+    ],
+)
+def test_decision_of(answer, decision):
+    assert decision_of(answer) == decision
+
+
+@pytest.mark.parametrize("intent", ["affirm", "opt_out"])
+@pytest.mark.parametrize("doubt", [NO_DOUBT, 0.3, 1.0])
+def test_a_confident_yes_with_a_real_no_behind_it_is_unclear(intent, doubt):
+    # "I want more offers" read as opt_out at 0.88 with want_marketing the runner-up: ask again.
+    assert confirmation_answer(intent, 0, 0.95, doubt) == {"opt_out_unclear_answers": 1}
+    assert confirmation_answer(intent, 0, 0.95, NO_DOUBT - 0.01) == {"opt_out_decision": "confirmed"}
+
+
+def test_the_weight_of_no_sums_the_no_intents_of_the_ranking():
+    ranking = [
+        {"name": "opt_out", "confidence": 0.8},
+        {"name": "want_marketing", "confidence": 0.07},
+        {"name": "deny", "confidence": 0.05},
+        {"name": "greet", "confidence": 0.08},
+    ]
+    assert no_weight(ranking) == pytest.approx(0.12)
+    assert no_weight([]) == 0.0  # a button payload has no ranking: no doubt
+    assert no_weight([{"name": "deny", "confidence": None}]) == 0.0
+
+
+# ------------------------------------------------- the form's validate action uses the parse
+
+
+def _tracker(intent: str, confidence, unclear: float = 0, requested: str = "opt_out_decision", ranking=()):
+    from rasa_sdk import Tracker
+
+    latest = {
+        "text": "...",
+        "intent": {"name": intent, "confidence": confidence},
+        "intent_ranking": list(ranking),
+    }
+    slots = {"requested_slot": requested, "opt_out_unclear_answers": unclear}
+    loop = {"name": "opt_out_form"}
+    return Tracker("15550001111", slots, latest, [], False, None, loop, "action_listen")
+
+
+async def _validate(tracker) -> dict:
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.opt_out import ValidateOptOutForm
+
+    events = await ValidateOptOutForm().run(CollectingDispatcher(), tracker, {})
+    return {e["name"]: e["value"] for e in events}
+
+
+async def test_the_form_confirms_a_button_press():
+    assert await _validate(_tracker("affirm", 1.0)) == {"opt_out_decision": "confirmed"}
+
+
+async def test_the_form_asks_again_after_an_unsure_yes():
+    assert await _validate(_tracker("affirm", 0.62)) == {"opt_out_unclear_answers": 1}
+
+
+async def test_the_form_keeps_the_customer_who_wants_more_offers():
+    assert await _validate(_tracker("want_marketing", 0.7, unclear=1)) == {"opt_out_decision": "kept"}
+
+
+async def test_the_form_asks_again_when_no_is_the_close_runner_up():
+    ranking = [{"name": "opt_out", "confidence": 0.86}, {"name": "want_marketing", "confidence": 0.12}]
+    assert await _validate(_tracker("opt_out", 0.86, ranking=ranking)) == {"opt_out_unclear_answers": 1}
+
+
+async def test_a_parse_without_confidence_is_not_a_yes():
+    assert await _validate(_tracker("opt_out", None)) == {"opt_out_unclear_answers": 1}
+
+
+async def test_the_stop_that_starts_the_form_is_not_an_answer():
+    assert await _validate(_tracker("opt_out", 1.0, requested=None)) == {}
