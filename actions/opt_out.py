@@ -43,6 +43,10 @@ NO_INTENTS = frozenset({"deny", "want_marketing"})
 # "no" is usually the runner-up. Decided before the frozen held-out set was evaluated; the
 # cost is an extra question for a customer who meant yes.
 NO_DOUBT = 0.1
+# A question is never a yes, however the model reads it ("what?", "hein?", "sure?"): the model is
+# over-confident on short words it has not seen, so a question mark, which the customer typed
+# and nobody has to guess, makes the answer unclear and the question is asked again.
+QUESTION_MARKS = ("?", "？", "؟")
 # Questions and complaints are answered by rules (data/rules.yml) and the confirmation is asked
 # again; they do not count as unclear answers.
 QUESTION_INTENTS = frozenset({"help", "bot_challenge", "order_help", "ask_offers", "complaint"})
@@ -85,12 +89,17 @@ class ActionCheckOptOut(Action):
 
 
 def confirmation_answer(
-    intent: str | None, unclear_so_far: float, confidence: float = 1.0, doubt: float = 0.0
+    intent: str | None,
+    unclear_so_far: float,
+    confidence: float = 1.0,
+    doubt: float = 0.0,
+    question: bool = False,
 ) -> dict[str, Any]:
     """Pure: the slots an answer to "Do you want to stop...?" fills.
 
     - yes (`opt_out_decision: confirmed`): affirm or opt_out with confidence >= YES_CONFIDENCE
-      and less than NO_DOUBT of the ranking on a "no" intent (`doubt`, see `no_weight`);
+      and less than NO_DOUBT of the ranking on a "no" intent (`doubt`, see `no_weight`), and not
+      a question (`question`, see `is_question`);
     - no (`kept`): deny or want_marketing, at any confidence;
     - not an answer (empty result): a question, a complaint or an event from outside; the form
       rejects the turn so that a rule can answer it, then asks again;
@@ -98,7 +107,7 @@ def confirmation_answer(
       `opt_out_unclear_answers`; the question is asked again, and the MAX_UNCLEAR_ANSWERS-th
       unclear answer ends the form with `opt_out_decision: unclear` (nothing is written).
     """
-    if intent in YES_INTENTS and confidence >= YES_CONFIDENCE and doubt < NO_DOUBT:
+    if intent in YES_INTENTS and confidence >= YES_CONFIDENCE and doubt < NO_DOUBT and not question:
         return {"opt_out_decision": "confirmed"}
     if intent in NO_INTENTS:
         return {"opt_out_decision": "kept"}
@@ -141,8 +150,14 @@ class ValidateOptOutForm(Action):
             tracker.get_slot("opt_out_unclear_answers") or 0,
             _confidence(parsed),
             no_weight(tracker.latest_message.get("intent_ranking") or []),
+            is_question(tracker.latest_message.get("text") or ""),
         )
         return [SlotSet(slot, value) for slot, value in answer.items()]
+
+
+def is_question(text: str) -> bool:
+    """Pure: does the customer's text end in a question mark (of any script)?"""
+    return text.rstrip().endswith(QUESTION_MARKS)
 
 
 def no_weight(intent_ranking: list[dict[str, Any]]) -> float:

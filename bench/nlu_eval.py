@@ -280,7 +280,9 @@ class AnswerPrediction:
     decision: str
 
 
-def confirmation_decision(intent: str | None, confidence: float, doubt: float = 0.0) -> str:
+def confirmation_decision(
+    intent: str | None, confidence: float, doubt: float = 0.0, question: bool = False
+) -> str:
     """yes / no / unclear: what the confirmation form decides for a first answer with this parse.
 
     Goes through ``actions.opt_out.confirmation_answer`` (no unclear answer so far), so the
@@ -289,7 +291,7 @@ def confirmation_decision(intent: str | None, confidence: float, doubt: float = 
     """
     from actions.opt_out import confirmation_answer, decision_of
 
-    return decision_of(confirmation_answer(intent, 0, confidence, doubt))
+    return decision_of(confirmation_answer(intent, 0, confidence, doubt, question))
 
 
 def confusion_table(
@@ -568,6 +570,8 @@ async def predict_all(
     """Load the model once; classify every held-out set and decide every confirmation answer."""
     from rasa.core.agent import Agent
 
+    from actions.opt_out import is_question
+
     agent = Agent.load(str(model_path))
     holdout_predictions = [
         [
@@ -578,7 +582,12 @@ async def predict_all(
     ]
     answer_predictions = [
         [
-            AnswerPrediction(example=e, intent=i, confidence=c, decision=confirmation_decision(i, c, d))
+            AnswerPrediction(
+                example=e,
+                intent=i,
+                confidence=c,
+                decision=confirmation_decision(i, c, d, is_question(e.text)),
+            )
             for e, (i, c, d) in zip(answers, await _parse_all(agent, answers), strict=True)
         ]
         for answers in answer_sets

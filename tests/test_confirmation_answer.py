@@ -15,6 +15,7 @@ from actions.opt_out import (
     YES_INTENTS,
     confirmation_answer,
     decision_of,
+    is_question,
     no_weight,
 )
 
@@ -148,6 +149,20 @@ def test_a_confident_yes_with_a_real_no_behind_it_is_unclear(intent, doubt):
     assert confirmation_answer(intent, 0, 0.95, NO_DOUBT - 0.01) == {"opt_out_decision": "confirmed"}
 
 
+@pytest.mark.parametrize("intent", ["affirm", "opt_out"])
+def test_a_question_is_never_a_yes(intent):
+    assert confirmation_answer(intent, 0, 1.0, 0.0, question=True) == {"opt_out_unclear_answers": 1}
+    assert confirmation_answer("deny", 0, 0.9, question=True) == {"opt_out_decision": "kept"}
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [("what?", True), ("¿qué? ", True), ("hein ？", True), ("yes", False), ("ok 👍", False), ("", False)],
+)
+def test_is_question(text, question):
+    assert is_question(text) is question
+
+
 def test_the_weight_of_no_sums_the_no_intents_of_the_ranking():
     ranking = [
         {"name": "opt_out", "confidence": 0.8},
@@ -200,6 +215,12 @@ async def test_the_form_keeps_the_customer_who_wants_more_offers():
 async def test_the_form_asks_again_when_no_is_the_close_runner_up():
     ranking = [{"name": "opt_out", "confidence": 0.86}, {"name": "want_marketing", "confidence": 0.12}]
     assert await _validate(_tracker("opt_out", 0.86, ranking=ranking)) == {"opt_out_unclear_answers": 1}
+
+
+async def test_the_form_asks_again_when_the_answer_is_a_question():
+    tracker = _tracker("affirm", 1.0)
+    tracker.latest_message["text"] = "huh?"
+    assert await _validate(tracker) == {"opt_out_unclear_answers": 1}
 
 
 async def test_a_parse_without_confidence_is_not_a_yes():
