@@ -67,7 +67,7 @@ story-test: train
 
 # --- measurement -------------------------------------------------------------------------
 # Held-out sets (frozen, never tuned against): bench/data/opt_out_holdout_v2.yml and
-# bench/data/confirmation_answers_holdout.yml (the defaults), plus 5-fold cross-validation.
+# bench/data/confirmation_answers_holdout_v2.yml (the defaults), plus 5-fold cross-validation.
 eval: install
 	$(PY) -m bench.nlu_eval --cross-validation --json results/nlu_eval.json
 

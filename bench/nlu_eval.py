@@ -12,7 +12,7 @@ directory, so nothing in ``models/`` is touched), then:
   ``bench/data/opt_out_holdout_v2.yml``) and prints precision / recall / false-positive rate
   of the ``opt_out`` intent overall and per language, next to the exact-keyword baseline;
 - parses every answer of each ``--confirmation`` file (default: the frozen
-  ``bench/data/confirmation_answers_holdout.yml``; gold intents ``yes`` / ``no`` / ``unclear``)
+  ``bench/data/confirmation_answers_holdout_v2.yml``; gold intents ``yes`` / ``no`` / ``unclear``)
   and maps the parse through ``actions.opt_out.confirmation_answer`` (the very function the
   confirmation form uses; no earlier unclear answer) to a decision, then prints a per-language
   confusion table and the key number: "no"/"unclear" answers read as "yes" (target 0 for "no");
@@ -62,7 +62,7 @@ FPR_TARGET = 0.03
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOLDOUT = PROJECT_ROOT / "bench" / "data" / "opt_out_holdout_v2.yml"
-DEFAULT_CONFIRMATION = PROJECT_ROOT / "bench" / "data" / "confirmation_answers_holdout.yml"
+DEFAULT_CONFIRMATION = PROJECT_ROOT / "bench" / "data" / "confirmation_answers_holdout_v2.yml"
 DEFAULT_CV_OUT = PROJECT_ROOT / "results" / "cross_validation"
 CV_FOLDS = 5
 
