@@ -7,8 +7,13 @@ write the customer store and fill the slots the rules branch on.
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -43,10 +48,12 @@ NO_INTENTS = frozenset({"deny", "want_marketing"})
 # "no" is usually the runner-up. Decided before the frozen held-out set was evaluated; the
 # cost is an extra question for a customer who meant yes.
 NO_DOUBT = 0.1
-# A question is never a yes, however the model reads it ("what?", "hein?", "sure?"): the model is
-# over-confident on short words it has not seen, so a question mark, which the customer typed
-# and nobody has to guess, makes the answer unclear and the question is asked again.
+# A typed yes must also be plain: every word of it on the list in actions/yes_words.yml, and no
+# question ("what?", "hein?"), which the customer typed and nobody has to guess. The model is
+# over-confident on answers unlike its training data, and a "no" it reads as a sure yes would be
+# permanent; an answer that is not plain is unclear, and asked again.
 QUESTION_MARKS = ("?", "？", "؟")
+YES_WORDS_FILE = Path(__file__).with_name("yes_words.yml")
 # Questions and complaints are answered by rules (data/rules.yml) and the confirmation is asked
 # again; they do not count as unclear answers.
 QUESTION_INTENTS = frozenset({"help", "bot_challenge", "order_help", "ask_offers", "complaint"})
@@ -93,13 +100,13 @@ def confirmation_answer(
     unclear_so_far: float,
     confidence: float = 1.0,
     doubt: float = 0.0,
-    question: bool = False,
+    typed: str | None = None,
 ) -> dict[str, Any]:
     """Pure: the slots an answer to "Do you want to stop...?" fills.
 
     - yes (`opt_out_decision: confirmed`): affirm or opt_out with confidence >= YES_CONFIDENCE
-      and less than NO_DOUBT of the ranking on a "no" intent (`doubt`, see `no_weight`), and not
-      a question (`question`, see `is_question`);
+      and less than NO_DOUBT of the ranking on a "no" intent (`doubt`, see `no_weight`); a typed
+      answer (`typed`, None for a button payload) must also be `plainly_yes`;
     - no (`kept`): deny or want_marketing, at any confidence;
     - not an answer (empty result): a question, a complaint or an event from outside; the form
       rejects the turn so that a rule can answer it, then asks again;
@@ -107,7 +114,8 @@ def confirmation_answer(
       `opt_out_unclear_answers`; the question is asked again, and the MAX_UNCLEAR_ANSWERS-th
       unclear answer ends the form with `opt_out_decision: unclear` (nothing is written).
     """
-    if intent in YES_INTENTS and confidence >= YES_CONFIDENCE and doubt < NO_DOUBT and not question:
+    sure = intent in YES_INTENTS and confidence >= YES_CONFIDENCE and doubt < NO_DOUBT
+    if sure and (typed is None or plainly_yes(typed)):
         return {"opt_out_decision": "confirmed"}
     if intent in NO_INTENTS:
         return {"opt_out_decision": "kept"}
@@ -150,14 +158,44 @@ class ValidateOptOutForm(Action):
             tracker.get_slot("opt_out_unclear_answers") or 0,
             _confidence(parsed),
             no_weight(tracker.latest_message.get("intent_ranking") or []),
-            is_question(tracker.latest_message.get("text") or ""),
+            typed_text(tracker.latest_message.get("text") or ""),
         )
         return [SlotSet(slot, value) for slot, value in answer.items()]
 
 
-def is_question(text: str) -> bool:
-    """Pure: does the customer's text end in a question mark (of any script)?"""
-    return text.rstrip().endswith(QUESTION_MARKS)
+def typed_text(text: str) -> str | None:
+    """The customer's typed words, or None for a payload of the bot's own buttons: the channel
+    lets nothing typed start with "/" (bot/whatsapp/rasa_input.py), so a leading "/" is a tap."""
+    return None if text.startswith("/") else text
+
+
+def plainly_yes(text: str, words: frozenset[str] | None = None) -> bool:
+    """Pure: is every word (and symbol) of the text a plain yes or stop word, and no question?"""
+    if text.rstrip().endswith(QUESTION_MARKS):
+        return False
+    tokens = answer_tokens(text)
+    allowed = yes_words() if words is None else words
+    return bool(tokens) and all(token in allowed for token in tokens)
+
+
+def answer_tokens(text: str) -> list[str]:
+    """Lower-case words without accents or apostrophes ("D'accord!" -> daccord), and symbols
+    (emoji) one by one; punctuation, variation selectors and skin tones are dropped."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+    plain = re.sub(r"['’`´]", "", plain)
+    tokens: list[str] = []
+    for match in re.finditer(r"\w+|\S", plain):
+        token = match.group()
+        if token[0].isalnum() or token[0] == "_" or unicodedata.category(token) in {"So", "Sm", "Sc"}:
+            tokens.append(token)
+    return tokens
+
+
+@cache
+def yes_words() -> frozenset[str]:
+    """Every language's list in actions/yes_words.yml, in one set (an answer may mix languages)."""
+    document = yaml.safe_load(YES_WORDS_FILE.read_text(encoding="utf-8")) or {}
+    return frozenset(token for words in document.values() for token in answer_tokens(str(words)))
 
 
 def no_weight(intent_ranking: list[dict[str, Any]]) -> float:

@@ -281,7 +281,7 @@ class AnswerPrediction:
 
 
 def confirmation_decision(
-    intent: str | None, confidence: float, doubt: float = 0.0, question: bool = False
+    intent: str | None, confidence: float, doubt: float = 0.0, typed: str | None = None
 ) -> str:
     """yes / no / unclear: what the confirmation form decides for a first answer with this parse.
 
@@ -291,7 +291,7 @@ def confirmation_decision(
     """
     from actions.opt_out import confirmation_answer, decision_of
 
-    return decision_of(confirmation_answer(intent, 0, confidence, doubt, question))
+    return decision_of(confirmation_answer(intent, 0, confidence, doubt, typed))
 
 
 def confusion_table(
@@ -570,7 +570,7 @@ async def predict_all(
     """Load the model once; classify every held-out set and decide every confirmation answer."""
     from rasa.core.agent import Agent
 
-    from actions.opt_out import is_question
+    from actions.opt_out import typed_text
 
     agent = Agent.load(str(model_path))
     holdout_predictions = [
@@ -586,7 +586,7 @@ async def predict_all(
                 example=e,
                 intent=i,
                 confidence=c,
-                decision=confirmation_decision(i, c, d, is_question(e.text)),
+                decision=confirmation_decision(i, c, d, typed_text(e.text)),
             )
             for e, (i, c, d) in zip(answers, await _parse_all(agent, answers), strict=True)
         ]

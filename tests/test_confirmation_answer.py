@@ -15,8 +15,10 @@ from actions.opt_out import (
     YES_INTENTS,
     confirmation_answer,
     decision_of,
-    is_question,
     no_weight,
+    plainly_yes,
+    typed_text,
+    yes_words,
 )
 
 ALL_INTENTS = [
@@ -150,17 +152,44 @@ def test_a_confident_yes_with_a_real_no_behind_it_is_unclear(intent, doubt):
 
 
 @pytest.mark.parametrize("intent", ["affirm", "opt_out"])
-def test_a_question_is_never_a_yes(intent):
-    assert confirmation_answer(intent, 0, 1.0, 0.0, question=True) == {"opt_out_unclear_answers": 1}
-    assert confirmation_answer("deny", 0, 0.9, question=True) == {"opt_out_decision": "kept"}
+def test_a_typed_yes_must_be_plain(intent):
+    assert confirmation_answer(intent, 0, 1.0, 0.0, typed="yes please stop") == {
+        "opt_out_decision": "confirmed"
+    }
+    # The model's sure yes is not enough for words that can mean "no" or nothing at all.
+    for typed in ("amo as mensagens de vcs", "huh?", "yes?", "🤔 ok", "keep them", "band mat karo"):
+        assert confirmation_answer(intent, 0, 1.0, 0.0, typed=typed) == {"opt_out_unclear_answers": 1}
+    assert confirmation_answer("deny", 0, 0.9, typed="no?") == {"opt_out_decision": "kept"}
 
 
 @pytest.mark.parametrize(
-    ("text", "question"),
-    [("what?", True), ("¿qué? ", True), ("hein ？", True), ("yes", False), ("ok 👍", False), ("", False)],
-)
-def test_is_question(text, question):
-    assert is_question(text) is question
+    "text",
+    ["yes", "Yes!", "Sí, por favor", "sim", "haan band karo", "D'accord", "allez-y", "ja bitte", "iya stop",
+     "👍", "ok 👍🏽", "STOP", "✅"],
+)  # fmt: skip
+def test_plain_yes_answers(text):
+    assert plainly_yes(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "?", "yes?", "¿sí?", "no", "nope", "don't stop", "keep them", "I love your messages",
+     "send me more", "band mat karo", "nein", "non merci", "jangan", "não", "ok 🤔", "hä", "what"],
+)  # fmt: skip
+def test_answers_that_are_not_plainly_yes(text):
+    assert not plainly_yes(text)
+
+
+def test_no_negation_or_keep_word_is_on_the_yes_list():
+    # The list is edited by hand; these words would turn a "no" into a permanent opt-out.
+    forbidden = {"no", "not", "dont", "nao", "nicht", "nein", "pas", "non", "nahi", "mat", "jangan",
+                 "tidak", "keep", "more", "mas", "mais", "plus", "mehr", "lagi", "want", "like", "love"}  # fmt: skip
+    assert not forbidden & yes_words()
+
+
+def test_a_button_payload_is_not_typed_text():
+    assert typed_text("/affirm") is None
+    assert typed_text("yes") == "yes"
 
 
 def test_the_weight_of_no_sums_the_no_intents_of_the_ranking():
@@ -178,11 +207,18 @@ def test_the_weight_of_no_sums_the_no_intents_of_the_ranking():
 # ------------------------------------------------- the form's validate action uses the parse
 
 
-def _tracker(intent: str, confidence, unclear: float = 0, requested: str = "opt_out_decision", ranking=()):
+def _tracker(
+    intent: str,
+    confidence,
+    unclear: float = 0,
+    requested: str = "opt_out_decision",
+    ranking=(),
+    text: str = "/affirm",  # a tap on the bot's own button unless a test types something
+):
     from rasa_sdk import Tracker
 
     latest = {
-        "text": "...",
+        "text": text,
         "intent": {"name": intent, "confidence": confidence},
         "intent_ranking": list(ranking),
     }
@@ -218,9 +254,13 @@ async def test_the_form_asks_again_when_no_is_the_close_runner_up():
 
 
 async def test_the_form_asks_again_when_the_answer_is_a_question():
-    tracker = _tracker("affirm", 1.0)
-    tracker.latest_message["text"] = "huh?"
-    assert await _validate(tracker) == {"opt_out_unclear_answers": 1}
+    assert await _validate(_tracker("affirm", 1.0, text="huh?")) == {"opt_out_unclear_answers": 1}
+
+
+async def test_the_form_confirms_a_plain_typed_yes_but_not_an_odd_one():
+    assert await _validate(_tracker("affirm", 0.97, text="yes")) == {"opt_out_decision": "confirmed"}
+    odd = _tracker("opt_out", 1.0, text="amo as mensagens de vcs")
+    assert await _validate(odd) == {"opt_out_unclear_answers": 1}
 
 
 async def test_a_parse_without_confidence_is_not_a_yes():
