@@ -47,6 +47,12 @@ OPT_OUT_EVENT = "opt_out"
 OPT_OUT_REPEATED = "opt_out_repeated"
 
 
+def check_source(source: str) -> None:
+    """Refuse a source outside SOURCES, before anything is written with it."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; one of {', '.join(sorted(SOURCES))}")
+
+
 def marketing_allowed(tag_names: Iterable[str], *, opt_out_requested: bool) -> bool:
     """Pure: `opt_out_requested` is whether the customer has an open (unconfirmed) request to stop."""
     return not opt_out_requested and OPT_OUT not in set(tag_names)
@@ -57,14 +63,15 @@ def marketing_allowed_clause(customers_table: FromClause) -> ColumnElement:
 
     For the broadcast audience: `select(c.wa_id).where(marketing_allowed_clause(c))`.
     """
-    opted_out = exists().where(
-        tags.c.customer_id == customers_table.c.id,
-        tags.c.name == OPT_OUT,
-    )
-    return and_(~opted_out, ~opt_out_request_open(customers_table.c.id))
+    return and_(~opted_out(customers_table.c.id), ~opt_out_request_open(customers_table.c.id))
 
 
-def opt_out_request_open(customer_id: ColumnElement) -> ColumnElement:
+def opted_out(customer_id: ColumnElement | int) -> ColumnElement:
+    """SQL: the customer (an id, or a column correlated to one) has the OPT_OUT tag."""
+    return exists().where(tags.c.customer_id == customer_id, tags.c.name == OPT_OUT)
+
+
+def opt_out_request_open(customer_id: ColumnElement | int) -> ColumnElement:
     """SQL: the customer (an id, or a column correlated to one) has an unresolved opt-out request."""
     return exists().where(
         opt_out_requests.c.customer_id == customer_id,

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from bot.consent import OPT_OUT, SOURCES
+from bot.consent import check_source, opted_out
 from bot.db import insert_or_ignore
-from bot.schema import customers, opt_out_requests, tags
+from bot.schema import customers, opt_out_requests
 from bot.store.customers import ensure_customer
 from bot.store.phone_numbers import normalise_wa_id
 from bot.store.timestamps import to_db
@@ -42,13 +42,9 @@ def request_opt_out(
     Returns False, writing no request, when they have already opted out (there is nothing to
     confirm); True when a request is open (this one, or an earlier one still unanswered).
     """
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; one of {', '.join(sorted(SOURCES))}")
+    check_source(source)
     customer_id, _ = ensure_customer(conn, wa_id, name)
-    opted_out = conn.execute(
-        select(exists().where(tags.c.customer_id == customer_id, tags.c.name == OPT_OUT))
-    ).scalar_one()
-    if opted_out:
+    if conn.execute(select(opted_out(customer_id))).scalar_one():
         return False
     request = {
         "customer_id": customer_id,

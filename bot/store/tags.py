@@ -25,7 +25,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from bot.consent import OPT_OUT, OPT_OUT_EVENT, OPT_OUT_REPEATED, SOURCES
+from bot.consent import OPT_OUT, OPT_OUT_EVENT, OPT_OUT_REPEATED, check_source
 from bot.db import insert_or_ignore
 from bot.schema import consent_events, customers, tags
 from bot.store.customers import ensure_customer
@@ -71,7 +71,7 @@ def record_opt_out(
     detail: str | None = None,
 ) -> OptOutResult:
     """The customer asked to stop marketing. Idempotent and safe against concurrent calls."""
-    _check_source(source)
+    check_source(source)
     at = to_db(at)
     customer_id, _ = ensure_customer(conn, wa_id, name)
     tag = {"name": OPT_OUT, "added_at": at, "source": source, "message_id": message_id}
@@ -112,7 +112,7 @@ def record_consent_event(
         raise ValueError(f"{kind!r} events come from record_opt_out, which also tags")
     if not _KIND.fullmatch(kind):
         raise ValueError(f"invalid consent event kind {kind!r}: lower-case snake_case, 1-32")
-    _check_source(source)
+    check_source(source)
     customer_id, _ = ensure_customer(conn, wa_id)
     return _append_event(conn, customer_id, kind, source, message_id, detail, to_db(at))
 
@@ -129,7 +129,7 @@ def add_tag(
     name = normalise_tag_name(name)
     if name == OPT_OUT:
         raise ValueError("an opt-out goes through record_opt_out, which also records the history")
-    _check_source(source)
+    check_source(source)
     customer_id, _ = ensure_customer(conn, wa_id)
     values = {"name": name, "added_at": to_db(at), "source": source, "message_id": message_id}
     return insert_or_ignore(conn, tags, {"customer_id": customer_id, **values})
@@ -174,8 +174,3 @@ def _same_event(first: OptOutResult, source: str, message_id: str | None, at: da
     if message_id is not None:
         return first.message_id == message_id
     return first.message_id is None and first.source == source and first.added_at == from_db(at)
-
-
-def _check_source(source: str) -> None:
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; one of {', '.join(sorted(SOURCES))}")
