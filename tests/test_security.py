@@ -17,7 +17,7 @@ from sqlalchemy import text
 from bot import PROJECT_ROOT
 from bot.db import engine_for
 from bot.masking import mask_phone
-from bot.processes import Ports, auth_token, commands
+from bot.processes import Ports, action_server_token, auth_token, commands
 from bot.rasa_server import rasa_argv
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import CONFIRM_TITLE, OPTED_OUT, last_text, new_customer, opt_out_count, rasa_api
@@ -41,12 +41,16 @@ def test_the_runner_never_starts_rasa_without_its_api_token(simulator):
         rasa_argv(rasa[3:], {"RASA_AUTH_TOKEN": ""})
 
 
-def test_the_api_token_is_the_environments_or_a_private_random_one(tmp_path):
-    assert auth_token({"RASA_AUTH_TOKEN": "from-env"}, tmp_path / "token") == "from-env"
-    generated = auth_token({}, tmp_path / "token")
+@pytest.mark.parametrize(
+    ("token_of", "variable"),
+    [(auth_token, "RASA_AUTH_TOKEN"), (action_server_token, "ACTION_SERVER_TOKEN")],
+)
+def test_each_token_is_the_environments_or_a_private_random_one(tmp_path, token_of, variable):
+    assert token_of({variable: "from-env"}, tmp_path / "token") == "from-env"
+    generated = token_of({}, tmp_path / "token")
     assert len(generated) >= 32
     assert (tmp_path / "token").stat().st_mode & 0o077 == 0  # readable by its owner only
-    assert auth_token({}, tmp_path / "token") == generated  # the same on the next start
+    assert token_of({}, tmp_path / "token") == generated  # the same on the next start
 
 
 def test_an_empty_token_file_does_not_make_an_empty_token(tmp_path):

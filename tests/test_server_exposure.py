@@ -27,7 +27,7 @@ from bot import PROJECT_ROOT
 from bot.fake_graph_api import FakeGraphServer
 from bot.limits import REQUEST_MAX_SIZE
 from bot.migrations import upgrade
-from bot.processes import LOOPBACK, Ports, action_server_token, bind_host, commands, secrets_environment
+from bot.processes import LOOPBACK, Ports, bind_host, commands, secrets_environment
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import CONFIRM_TITLE, new_customer, opt_out_count
 from tests.rasa_servers import (
@@ -63,12 +63,8 @@ def test_the_benchmarks_rest_channel_has_a_file_of_its_own_with_the_same_whatsap
     assert all(bench[channel] == credentials[channel] for channel in credentials)
 
 
-def test_the_action_servers_secret_is_the_environments_or_a_private_random_one(tmp_path):
-    assert action_server_token({"ACTION_SERVER_TOKEN": "from-env"}, tmp_path / "token") == "from-env"
-    generated = action_server_token({}, tmp_path / "token")
-    assert len(generated) >= 32
-    assert (tmp_path / "token").stat().st_mode & 0o077 == 0  # readable by its owner only
-    assert action_server_token({}, tmp_path / "token") == generated  # the same on the next start
+def test_both_tokens_reach_the_servers_by_environment():
+    # How each token is made: tests/test_security.py, test_each_token_is_the_environments_or_...
     tokens = secrets_environment({"RASA_AUTH_TOKEN": "a", "ACTION_SERVER_TOKEN": "b"})
     assert tokens == {"RASA_AUTH_TOKEN": "a", "ACTION_SERVER_TOKEN": "b"}
 
