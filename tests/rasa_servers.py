@@ -175,7 +175,12 @@ class RunningBot:
             return error.code
 
     def sent_to(self, wa_id: str) -> list[dict[str, Any]]:
-        return [m["body"] for m in self.graph.state.sent if m["body"]["to"] == wa_id]
+        """Bodies sent to a phone number (`to`) or a BSUID (`recipient`)."""
+        return [
+            m["body"]
+            for m in self.graph.state.sent
+            if wa_id in (m["body"].get("to"), m["body"].get("recipient"))
+        ]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
