@@ -8,9 +8,9 @@ import json
 import pytest
 from sqlalchemy import select, text
 
-from bot.db import get_engine
+from bot.db import get_engine, transaction
 from bot.schema import inbound_messages
-from bot.store.identities import ensure
+from bot.store.identities import conversation_id, ensure
 from bot.whatsapp import inbox
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER
@@ -71,7 +71,11 @@ async def test_text_message_reaches_rasa_with_its_metadata_and_the_reply_reaches
     assert response.status == 200
     [message] = agent.messages
     assert message.text == "hello there"
-    assert message.sender_id == CUSTOMER
+    # The conversation is the customer's key, never their number (it survives a number change).
+    with transaction() as conn:
+        assert message.sender_id == conversation_id(conn, CUSTOMER)
+    assert message.sender_id.startswith("c_")
+    assert message.metadata["wa_id"] == CUSTOMER
     assert message.input_channel == "whatsapp"
     assert message.message_id == wamid
     assert message.metadata["name"] == "Ana"
@@ -340,4 +344,4 @@ async def test_health_route(app_and_agent):
     app, _ = app_and_agent
     _, response = await app.asgi_client.get("/webhooks/whatsapp/")
     assert response.status == 200
-    assert response.json == {"status": "ok", "can_send": True}
+    assert response.json == {"status": "ok", "can_send": True, "unidentified_events": {}}
