@@ -20,8 +20,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions.customer import message_id_of, optout_source, run_store
-from bot.masking import mask_phone
+from actions.customer import identifier_of, message_id_of, optout_source, run_store
+from bot.masking import mask_identifier
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import record_opt_out
 from bot.store.timestamps import now
@@ -84,7 +84,7 @@ class ActionCheckOptOut(Action):
                 name=metadata.get("name"),
             )
         except SQLAlchemyError:
-            logger.exception("could not record the opt-out request of %s", mask_phone(tracker.sender_id))
+            logger.exception("could not record the opt-out request of %s", mask_identifier(tracker.sender_id))
             dispatcher.utter_message(json_message=retry_turn("could not record the opt-out request"))
             return []
         # A new confirmation starts from scratch, whatever an earlier one left in the slots.
@@ -243,14 +243,15 @@ class ActionOptOut(Action):
                 message_id=message_id_of(tracker.latest_message),
                 at=now(),
                 name=metadata.get("name"),
+                under=identifier_of(tracker.latest_message),
             )
         except SQLAlchemyError:
-            logger.exception("could not save the opt-out of %s", mask_phone(wa_id))
+            logger.exception("could not save the opt-out of %s", mask_identifier(wa_id))
             dispatcher.utter_message(json_message=retry_turn("could not save the opt-out"))
             return [SlotSet("opt_out_outcome", "failed")]
         logger.info(
             "%s opted out (%s, %s)",
-            mask_phone(wa_id),
+            mask_identifier(wa_id),
             result.source,
             "new" if result.created else "already recorded",
         )
@@ -263,7 +264,7 @@ class ActionOptOut(Action):
             await run_store(keep_marketing, wa_id, message_id_of(tracker.latest_message), now())
         except SQLAlchemyError:
             # Marketing stays suppressed (the safe side); WhatsApp redelivers the "no".
-            logger.exception("could not save that %s keeps marketing", mask_phone(wa_id))
+            logger.exception("could not save that %s keeps marketing", mask_identifier(wa_id))
             dispatcher.utter_message(json_message=retry_turn("could not save the answer"))
             return [SlotSet("opt_out_outcome", "failed")]
         return [SlotSet("opt_out_outcome", "kept")]

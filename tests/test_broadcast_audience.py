@@ -17,8 +17,9 @@ from bot.broadcast.audience import Audience, Selection
 from bot.broadcast.report import aggregate, load_rows
 from bot.cli import main
 from bot.db import transaction
-from bot.schema import broadcast_deliveries, broadcasts, message_statuses
+from bot.schema import broadcast_deliveries, broadcasts, customer_identities, message_statuses
 from bot.store.customers import ensure_customer
+from bot.store.identities import resolve
 from bot.store.tags import add_tag, record_opt_out
 
 AT = datetime(2025, 3, 1, 10, 0, tzinfo=timezone.utc)
@@ -41,12 +42,17 @@ def store(db_url) -> str:
 
 
 def selected(broadcast_id: str) -> set[str]:
+    """The phone numbers of the customers with a delivery of the broadcast."""
     with transaction() as conn:
         return set(
             conn.execute(
-                select(broadcast_deliveries.c.wa_id).where(
-                    broadcast_deliveries.c.broadcast_id == broadcast_id
+                select(customer_identities.c.value)
+                .join_from(
+                    broadcast_deliveries,
+                    customer_identities,
+                    customer_identities.c.customer_id == broadcast_deliveries.c.customer_id,
                 )
+                .where(broadcast_deliveries.c.broadcast_id == broadcast_id)
             ).scalars()
         )
 
@@ -131,7 +137,7 @@ def test_a_delivery_is_claimed_once_and_only_a_claimed_one_gets_an_outcome(store
         assert deliveries.claim(conn, "b-claim", NUMBERS[1], AT) is None  # opted out: no delivery
         assert deliveries.claim(conn, "b-unknown", wa_id, AT) is None
         first = deliveries.pending_page(conn, "b-claim", 0, 100)[0]
-        assert first.wa_id == NUMBERS[2]
+        assert first.customer_key == resolve(conn, NUMBERS[2]).key
         assert deliveries.finish(conn, "b-claim", wa_id, "sent", AT, "wamid.X")
         assert not deliveries.finish(conn, "b-claim", wa_id, "failed", AT)  # outcomes are final
 

@@ -88,7 +88,7 @@ def test_csv_problems_carry_their_line_numbers():
     assert parse("wa_id,name\n123,Short\n,Nobody\n16505551234\n") == [
         Problem(
             2,
-            "invalid phone number: not a phone number in international form (8-15 digits, country code first)",
+            "invalid phone number: not a phone number in international form (7-15 digits, country code first)",
         ),
         Problem(3, "missing phone number"),
         AudienceNumber(4, "16505551234"),

@@ -35,9 +35,10 @@ from bot.dashboard.app import DashboardConfig, build_app
 from bot.db import engine_for, transaction
 from bot.masking import mask_message_id, mask_phone
 from bot.private_files import private_dir, private_sqlite_file
-from bot.schema import customers, inbound_messages, message_statuses, tags
+from bot.schema import customer_identities, inbound_messages, message_statuses, tags
 from bot.spreadsheet import spreadsheet_safe
 from bot.store.customers import touch_customer
+from bot.store.identities import conversation_id
 from bot.store.tags import record_opt_out
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.inbound import WebhookBatch, parse_webhook, split_by_number
@@ -224,11 +225,12 @@ async def test_another_numbers_changes_are_acknowledged_and_nothing_is_written(a
     foreign_customer = "447700900123"
     caplog.set_level(logging.WARNING, logger="bot.whatsapp.channel")
     assert (await post(app, mixed_webhook(foreign_customer, "hi"))).status == 200
-    assert [(m.sender_id, m.text) for m in agent.messages] == [(CUSTOMER, "hi")]
     with transaction() as conn:
-        claimed = conn.execute(select(inbound_messages.c.wa_id)).scalars().all()
-        known = conn.execute(select(customers.c.wa_id)).scalars().all()
-    assert claimed == [CUSTOMER]  # no dedupe claim for the other number's message
+        ours = conversation_id(conn, CUSTOMER)
+        claimed = conn.execute(select(inbound_messages.c.customer_key)).scalars().all()
+        known = conn.execute(select(customer_identities.c.value)).scalars().all()
+    assert [(m.sender_id, m.text) for m in agent.messages] == [(ours, "hi")]
+    assert claimed == [ours]  # no dedupe claim for the other number's message
     assert foreign_customer not in known and count(tags) == 0  # neither 131050 nor the preference
     assert count(message_statuses) == 0
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]

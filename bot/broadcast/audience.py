@@ -6,6 +6,11 @@ Nothing here loads customers into Python. Counting is one SELECT and materialisi
 with opted-out customers left out by `bot.consent.marketing_allowed_clause`, the same rule every
 other sender asks. A CSV file is streamed into a temporary table in batches first, and only
 numbers the customer store knows are ever selected: the store is where consent is recorded.
+
+An audience is made of live customers (merged-away ones are part of the customer they were merged
+into, bot/store/identities.py), and the consent rule reads each one's whole family: a number
+linked to a BSUID that opted out is left out. A number in a file selects the customer who holds
+it now (its active identity), whatever identifier the delivery is then sent to.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.expression import FromClause, Insert
+from sqlalchemy.sql.expression import ColumnElement, FromClause, Insert
 
 from bot.consent import marketing_allowed_clause
-from bot.schema import broadcast_deliveries, customers, tags
+from bot.schema import broadcast_deliveries, customer_identities, customers, tags
 from bot.store.customer_import import Problem
+from bot.store.identities import ACTIVE
 from bot.store.phone_numbers import normalise_wa_id
 from bot.store.timestamps import to_db
 
@@ -49,7 +55,7 @@ PENDING = "pending"
 scratch_numbers = Table(
     "broadcast_audience_numbers",
     MetaData(),
-    Column("wa_id", String(32), primary_key=True),
+    Column("identifier", String(160), primary_key=True),  # a phone number's digits, or a BSUID
     prefixes=["TEMPORARY"],
 )
 
@@ -153,7 +159,7 @@ def load_numbers(
             if len(load.problems) < problems_kept:
                 load.problems.append(item)
             continue
-        batch.append({"wa_id": item.wa_id})
+        batch.append({"identifier": item.wa_id})
         if len(batch) >= batch_size:
             conn.execute(insert, batch)
             batch = []
@@ -172,7 +178,7 @@ def count(conn: Connection, audience: Audience) -> Selection:
     statement = select(func.count(), func.coalesce(func.sum(case((allowed, 1), else_=0)), 0)).select_from(
         _source(audience)
     )
-    total, allowed_count = conn.execute(statement).one()
+    total, allowed_count = conn.execute(statement.where(_members(audience))).one()
     return Selection(audience=total, allowed=allowed_count)
 
 
@@ -183,15 +189,15 @@ def materialise(conn: Connection, broadcast_id: str, audience: Audience, at: dat
         select(
             literal(broadcast_id, String),
             customers.c.id,
-            customers.c.wa_id,
+            customers.c.key,
             literal(PENDING, String),
             literal(to_db(at), DateTime(timezone=True)),
         )
         .select_from(_source(audience))
         # The WHERE also keeps SQLite from reading ON CONFLICT as part of a join.
-        .where(marketing_allowed_clause(customers))
+        .where(_members(audience), marketing_allowed_clause(customers))
     )
-    columns = ["broadcast_id", "customer_id", "wa_id", "state", "updated_at"]
+    columns = ["broadcast_id", "customer_id", "customer_key", "state", "updated_at"]
     statement = _insert_ignoring_duplicates(conn, broadcast_deliveries).from_select(columns, rows)
     return conn.execute(statement).rowcount
 
@@ -204,9 +210,23 @@ def _source(audience: Audience) -> FromClause:
         source = source.join(
             segment, and_(segment.c.customer_id == customers.c.id, segment.c.name == audience.tag)
         )
-    if audience.file is not None:
-        source = source.join(scratch_numbers, scratch_numbers.c.wa_id == customers.c.wa_id)
     return source
+
+
+def _members(audience: Audience) -> ColumnElement:
+    """Live customers only; with a file, those holding one of its identifiers (actively)."""
+    live = customers.c.merged_into.is_(None)
+    if audience.file is None:
+        return live
+    holder = customers.alias("holder")
+    ci = customer_identities.c
+    holders = (
+        select(func.coalesce(holder.c.merged_into, holder.c.id))
+        .select_from(customer_identities.join(holder, holder.c.id == ci.customer_id))
+        .join(scratch_numbers, scratch_numbers.c.identifier == ci.value)
+        .where(ci.status == ACTIVE)
+    )
+    return and_(live, customers.c.id.in_(holders))
 
 
 def _insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:

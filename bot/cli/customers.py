@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.db import transaction
-from bot.masking import mask_phone
+from bot.masking import mask_identifier
 from bot.spreadsheet import SafeCsvWriter
 from bot.store.customer_import import COLUMNS, import_customers, parse_customer_csv
 from bot.store.customers import profile
@@ -106,14 +106,18 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    # A phone number in any formatting, a BSUID or a customer key (bot.store.identities.resolve).
     try:
         wa_id = normalise_wa_id(args.wa_id)
+    except ValueError:
+        wa_id = args.wa_id.strip()
+    try:
+        with transaction() as conn:
+            found = profile(conn, wa_id)
     except ValueError as error:
         return _fail(f"invalid WA_ID: {error}")
-    with transaction() as conn:
-        found = profile(conn, wa_id)
     if found is None:
-        return _fail(f"no customer with number {mask_phone(wa_id)}")
+        return _fail(f"no customer with number {mask_identifier(wa_id)}")
     print(json.dumps(found, indent=2, ensure_ascii=False))
     return 0
 
@@ -141,7 +145,14 @@ def _write_opt_outs(out: TextIO) -> int:
     count = 0
     with transaction() as conn:
         for record in iter_opt_outs(conn):
-            writer.writerow([record.wa_id, record.opted_out_at.isoformat(), record.source, record.message_id])
+            writer.writerow(
+                [
+                    record.wa_id or record.key,
+                    record.opted_out_at.isoformat(),
+                    record.source,
+                    record.message_id,
+                ]
+            )
             count += 1
     return count
 

@@ -209,10 +209,16 @@ async def customer_profile(request: web.Request) -> web.Response:
             request, "Not found", pages.message_page("Customer not found", f"No customer {wa_id}."), 404
         )
     config = request.app[CONFIG]
-    events = await fetch_tracker_events(request.app[SESSION], config.rasa_url, config.token, found["wa_id"])
+    events = await fetch_tracker_events(request.app[SESSION], config.rasa_url, config.token, found["key"])
     lines = None if events is None else conversation_lines(events)
-    records = [] if lines is not None else await run_sync(_read, queries.delivery_records, found["wa_id"])
-    return _page(request, found["name"] or found["wa_id"], pages.profile_page(found, lines, records))
+    records = (
+        []
+        if lines is not None
+        else await run_sync(_read, queries.delivery_records, found["key"], found["wa_id"])
+    )
+    return _page(
+        request, found["name"] or found["wa_id"] or found["key"], pages.profile_page(found, lines, records)
+    )
 
 
 async def opt_outs(request: web.Request) -> web.Response:

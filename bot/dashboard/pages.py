@@ -271,7 +271,7 @@ def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: lis
     )
     return render(
         """<p><a href="/customers">← All customers</a></p>
-<h1>{name} <span class="muted">+{wa_id}</span></h1>
+<h1>{name} <span class="muted">{wa_id}</span></h1>
 <p>First message {first}; last message {last}.</p>
 {banner}
 <h2 id="tags">Tags</h2>
@@ -281,7 +281,7 @@ def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: lis
 <h2 id="conversation">Conversation</h2>
 {conversation}""",
         name=profile["name"] or "(no name)",
-        wa_id=profile["wa_id"],
+        wa_id=f"+{profile['wa_id']}" if profile["wa_id"] else profile["key"],
         first=when(profile["first_seen_at"]),
         last=when(profile["last_seen_at"]),
         banner=_opt_out_banner(profile),

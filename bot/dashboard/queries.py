@@ -11,12 +11,20 @@ from datetime import datetime
 
 from sqlalchemy import and_, exists, func, or_, select, true
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import ColumnElement, ScalarSelect
 
 from bot.broadcast import deliveries
 from bot.broadcast.deliveries import Broadcast
 from bot.broadcast.report import Report, aggregate, load_rows
 from bot.consent import OPT_OUT, opt_out_request_open
-from bot.schema import broadcasts, customers, inbound_messages, message_statuses, tags
+from bot.schema import (
+    broadcasts,
+    customer_identities,
+    customers,
+    inbound_messages,
+    message_statuses,
+    tags,
+)
 from bot.store.timestamps import from_db
 
 PAGE_SIZE = 50
@@ -24,7 +32,7 @@ PAGE_SIZE = 50
 
 @dataclass(frozen=True, slots=True)
 class CustomerRow:
-    wa_id: str
+    wa_id: str  # the active phone number, or the customer key of a customer without one
     name: str | None
     last_seen_at: datetime | None
     tags: tuple[str, ...]
@@ -50,13 +58,21 @@ def customer_page(
 ) -> CustomerPage:
     """Customers whose name or number contains `search`, with `tag` if given; newest activity first."""
     c = customers.c
-    conditions = []
+    ci = customer_identities.c
+    # Live customers only: a merged-away one is shown as part of the customer it was merged into.
+    conditions = [c.merged_into.is_(None)]
     search = search.strip()
     if search:
         matches = [func.lower(c.name).like(_like_pattern(search.lower()), escape="\\")]
         digits = "".join(ch for ch in search if ch.isdigit())
         if digits:  # "+1 650-555" finds 1650555...
-            matches.append(c.wa_id.like(_like_pattern(digits), escape="\\"))
+            matches.append(
+                exists().where(
+                    ci.customer_id == c.id,
+                    ci.kind == "phone",
+                    ci.value.like(_like_pattern(digits), escape="\\"),
+                )
+            )
         conditions.append(or_(*matches))
     if tag:
         conditions.append(exists().where(and_(tags.c.customer_id == c.id, tags.c.name == tag)))
@@ -64,7 +80,13 @@ def customer_page(
     total = conn.execute(select(func.count()).select_from(customers).where(where)).scalar_one()
     page = max(1, page)
     rows = conn.execute(
-        select(c.id, c.wa_id, c.name, c.last_seen_at, opt_out_request_open(c.id).label("requested"))
+        select(
+            c.id,
+            func.coalesce(_active_phone(c.id), c.key).label("wa_id"),
+            c.name,
+            c.last_seen_at,
+            opt_out_request_open(c.id).label("requested"),
+        )
         .where(where)
         # Customers who never wrote (imported) last; SQLite and PostgreSQL disagree on NULL order.
         .order_by(c.last_seen_at.is_(None), c.last_seen_at.desc(), c.id.desc())
@@ -94,6 +116,17 @@ def customer_page(
         total=total,
         page=page,
         has_next=len(rows) > page_size,
+    )
+
+
+def _active_phone(customer_id: ColumnElement) -> ScalarSelect:
+    """SQL: the customer's active phone number (correlated), NULL without one."""
+    ci = customer_identities.c
+    return (
+        select(ci.value)
+        .where(ci.customer_id == customer_id, ci.kind == "phone", ci.status == "active")
+        .limit(1)
+        .scalar_subquery()
     )
 
 
@@ -142,8 +175,9 @@ class DeliveryRecord:
     error_code: int | None
 
 
-def delivery_records(conn: Connection, wa_id: str, limit: int = 200) -> list[DeliveryRecord]:
-    """What the database knows of the conversation when Rasa's tracker cannot be read."""
+def delivery_records(conn: Connection, key: str, wa_id: str | None, limit: int = 200) -> list[DeliveryRecord]:
+    """What the database knows of the conversation (customer `key`, phone number `wa_id`) when
+    Rasa's tracker cannot be read."""
     statuses = message_statuses.c
     inbound = inbound_messages.c
     records = [
@@ -159,7 +193,7 @@ def delivery_records(conn: Connection, wa_id: str, limit: int = 200) -> list[Del
         DeliveryRecord(from_db(row.claimed_at), "in", row.wamid, row.state, None)
         for row in conn.execute(
             select(inbound.wamid, inbound.state, inbound.claimed_at)
-            .where(inbound.wa_id == wa_id)
+            .where(inbound.customer_key == key)
             .order_by(inbound.claimed_at.desc())
             .limit(limit)
         )
