@@ -46,6 +46,7 @@ SOURCES = frozenset(
         "meta_preferences",  # WhatsApp's own stop/resume promotions (user_preferences webhook)
         "meta_131050",  # Meta refused a marketing message: the user stopped marketing messages
         "import",  # `python -m bot customers import`
+        "link",  # the opt-out link of a marketing template (bot/opt_out_link)
     }
 )
 

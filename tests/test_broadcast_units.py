@@ -15,7 +15,7 @@ from bot.broadcast.deliveries import Broadcast, Outcome
 from bot.broadcast.rate import MIN_RATE, Pacer, TokenBucket
 from bot.broadcast.report import ReportRow, aggregate, format_report
 from bot.broadcast.runner import Tally
-from bot.broadcast.template import STOP_BUTTON_INDEX, STOP_PAYLOAD, template_message
+from bot.broadcast.template import STOP_PAYLOAD, buttons_of, template_message
 from bot.store.customer_import import Problem
 from bot.whatsapp.rasa_input import QuickReplyTable
 
@@ -159,7 +159,10 @@ def test_the_shipped_template_has_the_stop_button_where_the_sender_puts_its_payl
     body = next(c for c in template["components"] if c["type"] == "BODY")
     assert "{{1}}" in body["text"] and len(body["example"]["body_text"][0]) == 1
     buttons = next(c for c in template["components"] if c["type"] == "BUTTONS")["buttons"]
-    assert buttons[STOP_BUTTON_INDEX] == {"type": "QUICK_REPLY", "text": "Stop promotions"}
+    assert buttons[buttons_of(template).stop_quick_reply] == {
+        "type": "QUICK_REPLY",
+        "text": "Stop promotions",
+    }
 
 
 def test_the_stop_payload_and_label_lead_to_the_opt_out_intent():

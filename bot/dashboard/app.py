@@ -20,10 +20,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
-import yaml
 from aiohttp import web
 
-from bot import PROJECT_ROOT
+from bot.business import business_name
 from bot.dashboard import auth, pages, queries
 from bot.dashboard.conversation import conversation_lines, fetch_tracker_events
 from bot.dashboard.html import Safe
@@ -81,15 +80,6 @@ def _page(request: web.Request, title: str, body: Safe, status: int = 200) -> we
     config = request.app[CONFIG]
     current = "/" + request.path.strip("/").split("/")[0]
     return _html(pages.layout(title, body, current, simulator=config.simulator is not None), status)
-
-
-def business_name(domain: Path = PROJECT_ROOT / "domain.yml") -> str:
-    """The name customers know the business by: the `business_name` slot's initial value."""
-    try:
-        slots = (yaml.safe_load(domain.read_text(encoding="utf-8")) or {}).get("slots", {})
-        return str(slots["business_name"]["initial_value"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return "Your business"
 
 
 # --- middlewares ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Routes (channel name `whatsapp`):
 - GET  /webhooks/whatsapp/          health
 - GET  /webhooks/whatsapp/webhook   Meta's subscription handshake
 - POST /webhooks/whatsapp/webhook   notifications: messages, statuses, user_preferences
+- GET/POST /webhooks/whatsapp/opt-out/<token>   the opt-out link's page (bot/opt_out_link)
 
 A POST is answered 200 only when everything in it has been handled. Anything that must be tried
 again (database down, Rasa failed, a copy still in flight) gets a non-200 so WhatsApp redelivers;
@@ -32,8 +33,11 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.business import business_name
 from bot.db import run_sync, transaction
 from bot.masking import mask_identifier, mask_message_id, mask_phone
+from bot.opt_out_link import routes as opt_out_link
+from bot.opt_out_link.settings import LinkSettings
 from bot.rasa_stores import tracker_store_failed, watch_turn
 from bot.store.identities import Address, address_of, phone_of, resolve
 from bot.turns import RETRY_TURN_KEY
@@ -151,8 +155,10 @@ def phone_for(who: str) -> str | None:
 
 
 class WhatsAppInput(InputChannel):
-    def __init__(self, config: WhatsAppConfig) -> None:
+    def __init__(self, config: WhatsAppConfig, link: LinkSettings | None = None) -> None:
         self.config = config
+        # The opt-out link page shares the webhook's public prefix (bot/opt_out_link/routes.py).
+        self.link = link or LinkSettings.from_env()
         self.quick_replies = QuickReplyTable.from_file(config.quick_replies_path)
         self.button_payloads = ButtonPayloads.from_file(Path(config.domain_path))
         self.client = (
@@ -176,6 +182,7 @@ class WhatsAppInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("whatsapp_webhook", __name__)
+        opt_out_link.add_routes(webhook, self.link, business_name(Path(self.config.domain_path)))
 
         @webhook.get("/")
         async def health(_: Request) -> HTTPResponse:
