@@ -47,6 +47,7 @@ from bot.whatsapp.outbound import (
 )
 from bot.whatsapp.rasa_input import ButtonPayloads, QuickReplyTable, rasa_text
 from bot.whatsapp.signature import HEADER, SignatureCheck, check_signature
+from bot.whatsapp.unsupported import UnsupportedReplies, known_language
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class WhatsAppInput(InputChannel):
         self.config = config
         self.quick_replies = QuickReplyTable.from_file(config.quick_replies_path)
         self.button_payloads = ButtonPayloads.from_file(Path(config.domain_path))
+        self.unsupported_replies = UnsupportedReplies.from_file(Path(config.domain_path))
+        self.app: Any = None  # the Sanic app, for Rasa's agent (app.ctx.agent) once the server runs
         self.client = (
             CloudApiClient(config.api_url, config.phone_number_id, config.access_token)
             if config.can_send
@@ -154,6 +157,10 @@ class WhatsAppInput(InputChannel):
                 logger.warning("malformed webhook: %s", exc)
                 return response.json({"error": f"malformed webhook: {exc}"}, status=400)
             return await self._handle(batch, on_new_message)
+
+        @webhook.listener("before_server_start")
+        async def remember_app(app: Any, *_: Any) -> None:
+            self.app = app
 
         @webhook.listener("after_server_stop")
         async def close_client(*_: Any) -> None:
@@ -241,6 +248,16 @@ class WhatsAppInput(InputChannel):
             return response.json({"error": "a copy of this message is being processed"}, status=503)
         return response.text("EVENT_RECEIVED")
 
+    async def _unsupported_reply(self, sender_id: str) -> str:
+        """utter_unsupported_message in the customer's language (bot/whatsapp/unsupported.py)."""
+        try:
+            language = await known_language(getattr(getattr(self.app, "ctx", None), "agent", None), sender_id)
+        except Exception:
+            # Not worth a redelivery: the answer goes out in the default language instead.
+            logger.exception("could not read the language of %s", mask_phone(sender_id))
+            language = None
+        return self.unsupported_replies.text_for(language)
+
     async def _release(self, wamid: str) -> None:
         try:
             await run_sync(inbox.release, wamid)
@@ -257,7 +274,7 @@ class WhatsAppInput(InputChannel):
             kind = message.kind if isinstance(message, OtherMessage) else type(message).__name__
             logger.info("%s message from %s acknowledged without a turn", kind, mask_phone(message.wa_id))
             if isinstance(message, OtherMessage) and message.expects_answer:
-                await output.send_text_message(message.wa_id, self.config.unsupported_reply)
+                await output.send_text_message(message.wa_id, await self._unsupported_reply(message.wa_id))
             return
         # Rasa carries on when the tracker store fails: with an empty conversation when reading it
         # failed (a "yes" would miss the confirmation form), in memory when saving it failed.
