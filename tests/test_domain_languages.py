@@ -39,7 +39,8 @@ def test_the_language_slot_holds_exactly_our_languages_and_a_default_among_them(
     slot = domain()["slots"]["language"]
     assert tuple(slot["values"]) == SUPPORTED
     assert slot["initial_value"] in SUPPORTED
-    assert slot["mappings"] == [{"type": "from_entity", "entity": "language"}]
+    assert slot["mappings"] == [{"type": "custom"}]  # action_validate_slot_mappings (actions/language.py)
+    assert "action_validate_slot_mappings" in domain()["actions"]
 
 
 @pytest.mark.parametrize("name", RESPONSES)

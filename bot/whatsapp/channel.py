@@ -108,7 +108,7 @@ class WhatsAppInput(InputChannel):
         self.quick_replies = QuickReplyTable.from_file(config.quick_replies_path)
         self.button_payloads = ButtonPayloads.from_file(Path(config.domain_path))
         self.unsupported_replies = UnsupportedReplies.from_file(Path(config.domain_path))
-        self.app: Any = None  # the Sanic app, for Rasa's agent (app.ctx.agent) once the server runs
+        self.app: Any = None  # the Sanic app serving the webhook: Rasa's agent is app.ctx.agent
         self.client = (
             CloudApiClient(config.api_url, config.phone_number_id, config.access_token)
             if config.can_send
@@ -150,6 +150,7 @@ class WhatsAppInput(InputChannel):
             refusal = self._refuse(request)
             if refusal is not None:
                 return refusal
+            self.app = request.app  # always the same one: where Rasa keeps its agent
             try:
                 batch = parse_webhook(json.loads(request.body))
             # JSONDecodeError is a ValueError; JSON nested too deep for the decoder a RecursionError.
@@ -157,10 +158,6 @@ class WhatsAppInput(InputChannel):
                 logger.warning("malformed webhook: %s", exc)
                 return response.json({"error": f"malformed webhook: {exc}"}, status=400)
             return await self._handle(batch, on_new_message)
-
-        @webhook.listener("before_server_start")
-        async def remember_app(app: Any, *_: Any) -> None:
-            self.app = app
 
         @webhook.listener("after_server_stop")
         async def close_client(*_: Any) -> None:
