@@ -20,12 +20,15 @@ from bot.language.detect import detect
 SLOT = "language"
 
 
-def language_update(text: str | None, known: str | None, allowed: list[str]) -> dict[str, Any]:
-    """Pure (given the detector): the slot change a message makes, {} to keep the known language.
+def language_update(message: dict[str, Any], known: str | None, allowed: list[str]) -> dict[str, Any]:
+    """Pure (given the detector): the slot change a message (`tracker.latest_message`) makes, {} to
+    keep the known language.
 
-    Button payloads ("/affirm") and external events carry no language; a language the domain does
-    not list (a designer removed it) is not taken either."""
-    if not text or text.startswith("/"):
+    Button payloads ("/affirm") and events from outside (a broadcast's trigger_intent, whose text
+    is "EXTERNAL: EXTERNAL_send_broadcast") carry no language; a language the domain does not list
+    (a designer removed it) is not taken either."""
+    text = message.get("text")
+    if not text or text.startswith("/") or (message.get("metadata") or {}).get("is_external"):
         return {}
     language = detect(text)
     if language is None or language == known or language not in allowed:
@@ -40,7 +43,7 @@ class ValidateSlotMappings(ValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         allowed = [str(v) for v in domain["slots"][SLOT].get("values") or []]
-        return language_update(tracker.latest_message.get("text"), tracker.get_slot(SLOT), allowed)
+        return language_update(tracker.latest_message, tracker.get_slot(SLOT), allowed)
 
     def validate_language(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -13,7 +13,7 @@ Hinglish (hi, Latin script) is reported on its own, Devanagari Hindi (hi-Deva) b
 `ambiguous` messages ("ok", "👍", "STOP") should be left undecided: that share is reported too.
 
 --dev reads the texts of bench/data/opt_out_dev.yml and confirmation_answers_dev.yml by their
-`lang` metadata: the thresholds and the Hinglish word list were tuned on them.
+`lang` metadata: lingua's threshold, the marker words and the Hinglish word list were tuned on them.
 Exit code 0 whenever it ran; the target (ACCURACY_TARGET overall) is reported, not asserted.
 """
 

@@ -53,13 +53,22 @@ def test_hinglish_needs_a_strong_word_and_enough_hindi_words():
 ALL = ["en", "es", "pt", "fr", "de", "id", "hi"]
 
 
+def typed(text: str | None, **metadata: object) -> dict:
+    return {"text": text, "metadata": metadata}
+
+
 def test_the_slot_changes_only_for_a_sure_new_language_the_domain_lists():
-    assert language_update("quiero darme de baja", "en", ALL) == {"language": "es"}
-    assert language_update("quiero darme de baja", "es", ALL) == {}  # already known
-    assert language_update("👍", "es", ALL) == {}  # not sure: keep
-    assert language_update("/affirm", "en", ALL) == {}  # a button payload
-    assert language_update(None, "en", ALL) == {}  # an event without text
-    assert language_update("quiero darme de baja", "en", ["en", "pt"]) == {}  # not offered
+    assert language_update(typed("quiero darme de baja"), "en", ALL) == {"language": "es"}
+    assert language_update(typed("quiero darme de baja"), "es", ALL) == {}  # already known
+    assert language_update(typed("👍"), "es", ALL) == {}  # not sure: keep
+    assert language_update(typed("/affirm"), "en", ALL) == {}  # a button payload
+    assert language_update(typed(None), "en", ALL) == {}
+    assert language_update(typed("quiero darme de baja"), "en", ["en", "pt"]) == {}  # not offered
+
+
+def test_a_broadcast_trigger_does_not_switch_the_customer_to_english():
+    external = typed("EXTERNAL: EXTERNAL_send_broadcast", is_external=True)
+    assert language_update(external, "es", ALL) == {}
 
 
 def test_marker_words_belong_to_one_language_and_decide_only_without_a_tie():
