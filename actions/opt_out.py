@@ -21,6 +21,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import identifier_of, message_id_of, optout_source, run_store
+from actions.opt_out_mode import MODE, opts_out_at_once
 from bot.masking import mask_identifier
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import record_opt_out
@@ -87,10 +88,13 @@ class ActionCheckOptOut(Action):
             logger.exception("could not record the opt-out request of %s", mask_identifier(tracker.sender_id))
             dispatcher.utter_message(json_message=retry_turn("could not record the opt-out request"))
             return []
-        # A new confirmation starts from scratch, whatever an earlier one left in the slots.
+        # A new confirmation starts from scratch, whatever an earlier one left in the slots; in
+        # immediate mode a keyword or a stop button is itself the answer (actions/opt_out_mode.py).
+        at_once = requested and opts_out_at_once(MODE, typed_text(tracker.latest_message.get("text") or ""))
         return [
             SlotSet("already_opted_out", not requested),
-            SlotSet("opt_out_decision", None),
+            SlotSet("opt_out_at_once", at_once),
+            SlotSet("opt_out_decision", "confirmed" if at_once else None),
             SlotSet("opt_out_unclear_answers", 0),
         ]
 

@@ -62,6 +62,7 @@ from bot.whatsapp.outbound import (
 )
 from bot.whatsapp.rasa_input import ButtonPayloads, QuickReplyTable, rasa_text
 from bot.whatsapp.signature import HEADER, SignatureCheck, check_signature
+from bot.whatsapp.unsupported import UnsupportedReplies, known_language
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,8 @@ class WhatsAppInput(InputChannel):
         self.link = link or LinkSettings.from_env()
         self.quick_replies = QuickReplyTable.from_file(config.quick_replies_path)
         self.button_payloads = ButtonPayloads.from_file(Path(config.domain_path))
+        self.unsupported_replies = UnsupportedReplies.from_file(Path(config.domain_path))
+        self.app: Any = None  # the Sanic app serving the webhook: Rasa's agent is app.ctx.agent
         self.client = (
             CloudApiClient(config.api_url, config.phone_number_id, config.access_token)
             if config.can_send
@@ -210,6 +213,7 @@ class WhatsAppInput(InputChannel):
             refusal = self._refuse(request)
             if refusal is not None:
                 return refusal
+            self.app = request.app  # always the same one: where Rasa keeps its agent
             try:
                 batch = parse_webhook(json.loads(request.body))
             # JSONDecodeError is a ValueError; JSON nested too deep for the decoder a RecursionError.
@@ -316,6 +320,16 @@ class WhatsAppInput(InputChannel):
         except Exception:
             logger.exception("could not count %d unidentified event(s)", len(batch.unidentified))
 
+    async def _unsupported_reply(self, sender_id: str) -> str:
+        """utter_unsupported_message in the customer's language (bot/whatsapp/unsupported.py)."""
+        try:
+            language = await known_language(getattr(getattr(self.app, "ctx", None), "agent", None), sender_id)
+        except Exception:
+            # Not worth a redelivery: the answer goes out in the default language instead.
+            logger.exception("could not read the language of %s", mask_identifier(sender_id))
+            language = None
+        return self.unsupported_replies.text_for(language)
+
     async def _release(self, wamid: str) -> None:
         try:
             await run_sync(inbox.release, wamid)
@@ -335,7 +349,7 @@ class WhatsAppInput(InputChannel):
             kind = message.kind if isinstance(message, OtherMessage) else type(message).__name__
             logger.info("%s message from %s acknowledged without a turn", kind, message.sender.masked)
             if isinstance(message, OtherMessage) and message.expects_answer:
-                await output.send_text_message(customer_key, self.config.unsupported_reply)
+                await output.send_text_message(customer_key, await self._unsupported_reply(customer_key))
             return
         # Rasa carries on when the tracker store fails: with an empty conversation when reading it
         # failed (a "yes" would miss the confirmation form), in memory when saving it failed.
