@@ -79,8 +79,8 @@ eval-cv: install
 
 # DEV sets: tuned against, so optimistic (the old opt_out_holdout.yml was tuned against too).
 eval-dev: install
-	$(PY) -m bench.nlu_eval --holdout bench/data/opt_out_dev.yml bench/data/opt_out_holdout.yml \
-		--confirmation bench/data/confirmation_answers_dev.yml --json results/nlu_eval_dev.json
+	$(PY) -m bench.nlu_eval --holdout bench/data/opt_out_dev.yml bench/data/opt_out_dev_v2.yml bench/data/opt_out_holdout.yml \
+		--confirmation bench/data/confirmation_answers_dev.yml bench/data/confirmation_answers_holdout.yml --json results/nlu_eval_dev.json
 	$(PY) -m bench.language_eval --dev
 
 bench: eval train

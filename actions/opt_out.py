@@ -49,6 +49,11 @@ NO_INTENTS = frozenset({"deny", "want_marketing"})
 # "no" is usually the runner-up. Decided before the frozen held-out set was evaluated; the
 # cost is an extra question for a customer who meant yes.
 NO_DOUBT = 0.1
+# ...and an answer predicted with less than NO_MAJORITY while the "no" intents together hold at least
+# NO_MAJORITY of the ranking is a "no". The NLU pipeline may put opt_out on top of such a ranking only because it
+# might be an opt-out (nlu_components/opt_out_in_doubt.py: "when in doubt, ask"); as an answer to
+# the confirmation, "I want more offers" is still a no (nothing is written either way).
+NO_MAJORITY = 0.5
 # A typed yes must also be plain: every word of it on the list in actions/yes_words.yml, and no
 # question ("what?", "hein?"), which the customer typed and nobody has to guess. The model is
 # over-confident on answers unlike its training data, and a "no" it reads as a sure yes would be
@@ -111,7 +116,8 @@ def confirmation_answer(
     - yes (`opt_out_decision: confirmed`): affirm or opt_out with confidence >= YES_CONFIDENCE
       and less than NO_DOUBT of the ranking on a "no" intent (`doubt`, see `no_weight`); a typed
       answer (`typed`, None for a button payload) must also be `plainly_yes`;
-    - no (`kept`): deny or want_marketing, at any confidence;
+    - no (`kept`): deny or want_marketing, at any confidence, or any intent predicted with less
+      than NO_MAJORITY while the "no" intents hold at least NO_MAJORITY of the ranking;
     - not an answer (empty result): a question, a complaint or an event from outside; the form
       rejects the turn so that a rule can answer it, then asks again;
     - unclear (anything else, including nlu_fallback and a low-confidence yes): counted in
@@ -121,7 +127,7 @@ def confirmation_answer(
     sure = intent in YES_INTENTS and confidence >= YES_CONFIDENCE and doubt < NO_DOUBT
     if sure and (typed is None or plainly_yes(typed)):
         return {"opt_out_decision": "confirmed"}
-    if intent in NO_INTENTS:
+    if intent in NO_INTENTS or (confidence < NO_MAJORITY <= doubt):
         return {"opt_out_decision": "kept"}
     if intent in QUESTION_INTENTS or (intent or "").startswith("EXTERNAL_"):
         # Questions, and events from outside (a broadcast, a playbook), are not answers.
