@@ -88,8 +88,12 @@ def _profile(name: str, opted_out: bool) -> dict:
             }
         )
     return {
+        "key": "c_abcdefghijklmnopqrst",
         "wa_id": "16505551234",
         "name": name,
+        "username": None,
+        "identities": [],
+        "merged": [],
         "first_seen_at": "2024-05-01T10:00:00+00:00",
         "last_seen_at": None,
         "marketing_allowed": not opted_out,
@@ -139,7 +143,10 @@ def test_conversation_lines_keep_what_was_said_and_escape_it_on_the_page():
 
 def test_customers_page_escapes_search_names_and_tags():
     page = CustomerPage(
-        rows=[CustomerRow("16505551234", EVIL, None, ("OPT_OUT", "<VIP>"))], total=1, page=1, has_next=True
+        rows=[CustomerRow("c_abcdefghijklmnopqrst", EVIL, None, ("OPT_OUT", "<VIP>"), phone="16505551234")],
+        total=1,
+        page=1,
+        has_next=True,
     )
     html = pages.customers_page(page, search=EVIL, tag="OPT_OUT", tags=["OPT_OUT", "<VIP>"])
     assert "<script>" not in html and "<VIP>" not in html
@@ -147,6 +154,75 @@ def test_customers_page_escapes_search_names_and_tags():
     assert 'class="tag tag-opt-out">OPT_OUT' in html
     assert 'rel="next"' in html and "page=2" in html
     assert 'method="get"' in html and 'method="post"' not in html
+
+
+def test_the_customer_list_shows_a_number_else_the_bsuid_and_the_username_as_text():
+    rows = [
+        CustomerRow("c_aaaaaaaaaaaaaaaaaaaa", "Ann", None, (), phone="16505551234", bsuid="US.1234567"),
+        CustomerRow("c_bbbbbbbbbbbbbbbbbbbb", "Ana", None, (), bsuid="DE.7730551842193", username=EVIL),
+        CustomerRow("c_cccccccccccccccccccc", None, None, ()),
+    ]
+    html = pages.customers_page(CustomerPage(rows, 3, 1, False), search="", tag="", tags=[])
+    assert '<a href="/customers/c_aaaaaaaaaaaaaaaaaaaa">Ann</a></td><td>+16505551234</td>' in html
+    assert '<td>DE.7730551842193<br><span class="muted">@&lt;script&gt;' in html
+    assert "<td>c_cccccccccccccccccccc</td>" in html  # no identifier left: the key
+    assert "Name, username, number or BSUID" in html
+
+
+def test_the_profile_lists_identities_with_status_and_evidence_and_the_merges():
+    profile = _profile("Ana", opted_out=False)
+    profile.update(
+        wa_id=None,
+        username="ana.example",
+        identities=[
+            {
+                "kind": "bsuid",
+                "value": "DE.7730551842193",
+                "status": "active",
+                "evidence": "webhook_pair",
+                "first_seen_at": "2026-09-01T10:00:00+00:00",
+                "last_seen_at": "2026-09-02T10:00:00+00:00",
+                "superseded_at": None,
+            },
+            {
+                "kind": "phone",
+                "value": "4915112345678",
+                "status": "superseded",
+                "evidence": EVIL,  # an unknown evidence is shown as it is, as text
+                "first_seen_at": "2026-08-01T10:00:00+00:00",
+                "last_seen_at": "2026-08-02T10:00:00+00:00",
+                "superseded_at": "2026-08-03T10:00:00+00:00",
+            },
+        ],
+        merged=[
+            {
+                "from_key": "c_bbbbbbbbbbbbbbbbbbbb",
+                "into_key": "c_abcdefghijklmnopqrst",
+                "evidence": "status_pair",
+                "message_id": "wamid.9",
+                "merged_at": "2026-09-01T11:00:00+00:00",
+            }
+        ],
+    )
+    html = pages.profile_page(profile, lines=[], records=[])
+    assert '<h1>Ana <span class="muted">DE.7730551842193</span></h1>' in html
+    assert "Username @ana.example." in html and "<code>c_abcdefghijklmnopqrst</code>" in html
+    table = html.split('id="identities"')[1].split("</table>")[0]
+    assert "<td>BSUID</td><td><code>DE.7730551842193</code></td><td>active</td>" in table
+    assert "one WhatsApp message or notice carried it with another identifier" in table
+    assert (
+        '<td>Phone number</td><td><code>+4915112345678</code></td><td>former (since <time datetime="2026-08-03'
+        in table
+    )
+    assert "<script>" not in table and "&lt;script&gt;" in table
+    merges = html.split('id="merges"')[1]
+    assert "<code>c_bbbbbbbbbbbbbbbbbbbb</code> merged into <code>c_abcdefghijklmnopqrst</code>" in merges
+    assert "a delivery status from WhatsApp" in merges
+
+
+def test_a_profile_without_identities_or_merges_says_so():
+    html = pages.profile_page(_profile("Ann", opted_out=False), lines=[], records=[])
+    assert "No WhatsApp identifier" in html and 'id="merges"' not in html
 
 
 def test_layout_marks_the_current_page_and_shows_the_simulator_only_when_on():
