@@ -21,12 +21,14 @@ from bot.dashboard.html import Safe, attributes, escape, join, render
 from bot.dashboard.local_whatsapp import LocalCredentials, wants_simulator
 from bot.dashboard.queries import CustomerPage, CustomerRow, OptOutTotals
 from bot.dashboard.simulator import (
+    SimulatedCustomer,
     SimulatorUnavailable,
     customer_message,
     message_id,
     promo_body,
     read_receipts,
     settings_from_env,
+    simulated_customer,
 )
 from bot.dashboard.stats import PERIODS, Bucket, bar_chart, buckets, count_into, nice_ceiling, period_for
 from bot.processes import Ports, commands
@@ -379,7 +381,7 @@ def test_a_list_message_keeps_its_rows():
 
 
 def test_the_promo_template_shows_its_text_and_the_stop_promotions_quick_reply():
-    bubble = outbound_bubble(promo_body("1555", load_template("promo_offer")))
+    bubble = outbound_bubble(promo_body(SimulatedCustomer(wa_id="1555"), load_template("promo_offer")))
     assert bubble["kind"] == "template" and bubble["name"] == "promo_offer"
     assert "This week only: 20% off all shoes." in bubble["text"]
     assert bubble["footer"]
@@ -424,7 +426,7 @@ def test_fill_placeholders_leaves_missing_ones():
     ],
 )
 def test_customer_actions_become_webhooks_the_channel_parses(action, kind, bubble):
-    payload, shown = customer_message("15551234567", EVIL, action)
+    payload, shown = customer_message(SimulatedCustomer(wa_id="15551234567"), EVIL, action)
     assert shown == bubble
     [message] = parse_webhook(json.loads(json.dumps(payload))).messages
     assert type(message).__name__ == kind
@@ -445,7 +447,7 @@ def test_customer_actions_become_webhooks_the_channel_parses(action, kind, bubbl
 )
 def test_bad_customer_actions_are_refused(action):
     with pytest.raises(ValueError):
-        customer_message("15551234567", "A", action)
+        customer_message(SimulatedCustomer(wa_id="15551234567"), "A", action)
 
 
 def test_read_receipts_report_delivered_then_read_and_keep_callback_data():
@@ -456,6 +458,62 @@ def test_read_receipts_report_delivered_then_read_and_keep_callback_data():
         ("wamid.FAKE1", "read", "1555"),
     ]
     assert batch.statuses[0].callback_data == "b-1"
+
+
+BSUID = "DE.7730551842193"
+HIDDEN = SimulatedCustomer(user_id=BSUID, username="ana.example")
+
+
+def test_a_username_customer_s_webhook_has_no_phone_number_anywhere():
+    payload, shown = customer_message(HIDDEN, "Ana", {"type": "text", "text": "STOP"})
+    value = payload["entry"][0]["changes"][0]["value"]
+    assert value["contacts"] == [{"profile": {"name": "Ana", "username": "ana.example"}, "user_id": BSUID}]
+    [raw] = value["messages"]
+    assert raw["from_user_id"] == BSUID and "from" not in raw
+    [message] = parse_webhook(json.loads(json.dumps(payload))).messages
+    assert message.wa_id is None and message.sender.bsuid.value == BSUID
+    assert message.sender.username == "ana.example" and shown == {"kind": "text", "text": "STOP"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"wa_id": "+1 555 123 4567"}, SimulatedCustomer(wa_id="15551234567")),
+        ({"wa_id": "15551234567", "user_id": BSUID}, SimulatedCustomer(user_id=BSUID)),  # the switch wins
+        ({"user_id": f" {BSUID} ", "username": "@Ana.Example"}, HIDDEN),
+        ({"user_id": BSUID, "username": ""}, SimulatedCustomer(user_id=BSUID)),
+    ],
+)
+def test_who_the_simulated_customer_is(fields, expected):
+    assert simulated_customer(fields) == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"wa_id": "123"},
+        {"user_id": "de.7730551842193"},
+        {"user_id": "US.ENT.11815799212886844830"},
+        {"user_id": "US." + "1" * 129},
+        {"user_id": BSUID, "username": "ab"},
+        {"user_id": BSUID, "username": "ana-example"},
+    ],
+)
+def test_malformed_simulated_customers_are_refused(fields):
+    with pytest.raises(ValueError):
+        simulated_customer(fields)
+
+
+def test_the_promo_and_the_receipts_of_a_username_customer_use_the_bsuid():
+    body = promo_body(HIDDEN, load_template("promo_offer"))
+    assert body["recipient"] == BSUID and "to" not in body
+    assert promo_body(SimulatedCustomer(wa_id="1555"), None)["to"] == "1555"
+    receipts = read_receipts([{"id": "wamid.B1", "body": body}], at=1714557600, customer=HIDDEN)
+    value = receipts["entry"][0]["changes"][0]["value"]
+    assert value["contacts"] == [{"profile": {"username": "ana.example"}, "user_id": BSUID}]
+    assert [("recipient_id" in s, s["recipient_user_id"]) for s in value["statuses"]] == [(False, BSUID)] * 2
+    assert [s.raw_status for s in parse_webhook(receipts).statuses] == ["delivered", "read"]
 
 
 LOCAL_ENV = {

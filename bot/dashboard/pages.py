@@ -626,7 +626,7 @@ business-scoped user ID (BSUID) and username, and the bot answers to the BSUID.<
 <fieldset id="username-customer"{fieldset_off}>
 <legend>Username customer</legend>
 <label for="user_id">BSUID (user_id)</label>
-<input id="user_id" name="user_id" pattern="[A-Z]{{2}}\.[A-Za-z0-9]{{1,128}}" value="{user_id}" required>
+<input id="user_id" name="user_id" pattern="[A-Z]{{2}}[.][A-Za-z0-9]{{1,128}}" value="{user_id}" required>
 <label for="username">Username</label>
 <input id="username" name="username" pattern="@?[A-Za-z0-9._]{{3,35}}" value="{username}">
 </fieldset>
