@@ -132,7 +132,7 @@ def _import(args: argparse.Namespace) -> int:
     if problems:
         return _report(path, problems)
     with transaction() as conn:
-        # Checked in the transaction that writes: no other writer can link them in between.
+        # Checked in the transaction that writes, just before writing: the store as it is now.
         problems = conflicts(conn, rows)
         if not problems:
             counts = import_customers(conn, rows, now(), path.name)
