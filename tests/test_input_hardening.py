@@ -476,9 +476,13 @@ def test_the_opt_out_export_never_hands_a_spreadsheet_a_formula(sqlite_url, caps
         touch_customer(conn, CUSTOMER, evil, at)
         record_opt_out(conn, CUSTOMER, "import", evil, at, name=evil)
     assert main(["customers", "export-opt-outs"]) == 0
-    [header, row] = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert header == ["wa_id", "opted_out_at", "source", "message_id"]
-    assert row == [CUSTOMER, "2024-05-01T10:00:00+00:00", "import", "'" + evil]
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert (row["wa_id"], row["opted_out_at"], row["source"], row["message_id"]) == (
+        CUSTOMER,
+        "2024-05-01T10:00:00+00:00",
+        "import",
+        "'" + evil,
+    )
 
 
 # --- 8. local state is private --------------------------------------------------------------------
@@ -558,9 +562,11 @@ def test_token_files_folder_is_private(tmp_path, monkeypatch, open_umask):
 
 
 def test_simulator_webhooks_go_to_the_number_the_bot_was_given():
-    from bot.dashboard.simulator import customer_message, read_receipts
+    from bot.dashboard.simulator import SimulatedCustomer, customer_message, read_receipts
 
-    payload, _ = customer_message(CUSTOMER, "Ann", {"type": "text", "text": "hi"}, OTHER_NUMBER_ID)
+    payload, _ = customer_message(
+        SimulatedCustomer(wa_id=CUSTOMER), "Ann", {"type": "text", "text": "hi"}, OTHER_NUMBER_ID
+    )
     [message] = parse_webhook(payload).messages
     assert message.phone_number_id == OTHER_NUMBER_ID
     receipts = read_receipts([{"id": "wamid.X", "body": {"to": CUSTOMER}}], 1, OTHER_NUMBER_ID)

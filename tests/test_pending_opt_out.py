@@ -346,7 +346,7 @@ def test_the_dashboard_shows_asked_to_stop_not_confirmed(store):
     with transaction() as conn:
         page = queries.customer_page(conn)
         bo, di = profile(conn, BO), profile(conn, DI)
-    rows = {row.wa_id: row.opt_out_requested for row in page.rows}
+    rows = {row.phone: row.opt_out_requested for row in page.rows}
     assert rows == {ADA: False, BO: True, CY: False, DI: False}  # Cy's request ended in OPT_OUT
     listing = str(pages.customers_page(page, "", "", []))
     assert listing.count("asked to stop, not confirmed") == 1
