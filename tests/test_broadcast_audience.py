@@ -180,6 +180,25 @@ def test_a_dry_run_of_a_csv_audience_counts_unknown_numbers(store, tmp_path, cap
     assert rows(broadcasts) == 0
 
 
+def test_a_csv_audience_selects_bsuid_customers_and_links_nothing(store, tmp_path, capsys):
+    bsuid = "DE.7730551842193"
+    with transaction() as conn:
+        ensure_customer(conn, bsuid)
+        record_opt_out(conn, "DE.999111", "text", None, AT)
+    path = tmp_path / "audience.csv"
+    # One row names two different customers: both are in the audience, and nothing links them.
+    path.write_text(f"wa_id,user_id\n4915100000000,{bsuid}\n,DE.999111\n,ZZ.404\n")
+    argv = ["broadcast", "--template", "t", "--language", "en", "--audience", str(path), "--dry-run"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "audience:             3 (" in out
+    assert "not in customer store: 1 (never sent)" in out
+    assert "would send:           2" in out
+    assert "skipped as opted out: 1" in out
+    with transaction() as conn:
+        assert resolve(conn, bsuid) != resolve(conn, "4915100000000")
+
+
 def test_a_bad_csv_sends_nothing_and_says_where(store, tmp_path, capsys):
     path = tmp_path / "audience.csv"
     path.write_text("wa_id\n4915100000000\n12\n")
