@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
@@ -33,8 +34,9 @@ from bot.broadcast import deliveries
 from bot.broadcast.audience import PENDING
 from bot.broadcast.deliveries import FAILED, SENT, SKIPPED_OPTED_OUT
 from bot.broadcast.runner import BROADCAST_ENTITY
-from bot.broadcast.template import template_message
+from bot.broadcast.template import load_buttons, template_message
 from bot.masking import mask_identifier
+from bot.opt_out_link.settings import LinkSettings
 from bot.store.identities import Address, address_of, resolve
 from bot.store.tags import record_opt_out
 from bot.store.timestamps import now
@@ -58,6 +60,12 @@ def cloud_api() -> CloudApiClient | None:
     if not config.can_send:
         return None
     return CloudApiClient(config.api_url, config.phone_number_id, config.access_token)
+
+
+@functools.lru_cache(maxsize=1)
+def link_settings() -> LinkSettings:
+    """Read once per process: the secret must not change under a running broadcast."""
+    return LinkSettings.from_env()
 
 
 class ActionSendBroadcast(Action):
@@ -103,8 +111,15 @@ class ActionSendBroadcast(Action):
         allowed = await run_store(_claim_if_allowed, broadcast_id, wa_id)
         if allowed is None:
             return []
-        claimed, address = allowed
-        template = template_message("", claimed.template, claimed.language, claimed.params, broadcast_id)
+        claimed, address, customer_id = allowed
+        buttons = load_buttons(claimed.template)
+        # The opt-out link's token names the customer and this broadcast (bot/opt_out_link).
+        link_token = None
+        if buttons.opt_out_link is not None:
+            link_token = link_settings().token(customer_id, broadcast_id, int(time.time()))
+        template = template_message(
+            "", claimed.template, claimed.language, claimed.params, broadcast_id, buttons, link_token
+        )
         body = addressed(template, address)
         try:
             sent = await client.send(body)
@@ -125,7 +140,7 @@ class ActionSendBroadcast(Action):
 
 def _claim_if_allowed(
     conn: Connection, broadcast_id: str, wa_id: str
-) -> tuple[deliveries.Claimed, Address] | None:
+) -> tuple[deliveries.Claimed, Address, int] | None:
     """Claim the delivery and ask for consent at this moment, in one transaction; None: do not send.
 
     `wa_id` is the conversation: the customer key (any identifier of theirs does too)."""
@@ -143,7 +158,7 @@ def _claim_if_allowed(
         deliveries.finish(conn, broadcast_id, wa_id, FAILED, now(), None, None, "no WhatsApp address")
         logger.warning("broadcast %s: %s has no WhatsApp address", broadcast_id, mask_identifier(wa_id))
         return None
-    return claimed, address
+    return claimed, address, customer.id
 
 
 def _refused(conn: Connection, broadcast_id: str, wa_id: str, code: int | None, title: str) -> bool:

@@ -65,7 +65,7 @@ def templates_to(bot: RunningBot, numbers) -> list[dict]:
 
 
 def stop_payload(body: dict) -> str:
-    [button] = [c for c in body["template"]["components"] if c["type"] == "button"]
+    [button] = [c for c in body["template"]["components"] if c.get("sub_type") == "quick_reply"]
     return button["parameters"][0]["payload"]
 
 

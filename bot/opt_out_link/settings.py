@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bot.opt_out_link.token import LinkClaim, issue
 from bot.processes import opt_out_link_secret
 
 DEFAULT_TTL_DAYS = 30
@@ -34,6 +35,10 @@ class LinkSettings:
 
     def url(self, token: str) -> str:
         return f"{self.public_url}{LINK_PATH}{token}"
+
+    def token(self, customer_id: int, broadcast_id: str, sent_at: int) -> str:
+        """The link's `{{1}}` for one recipient of a broadcast, valid for ttl_days from sending."""
+        return issue(self.secret, LinkClaim(customer_id, broadcast_id, sent_at + self.ttl_seconds))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LinkSettings:
