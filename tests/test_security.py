@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from bot import PROJECT_ROOT
 from bot.db import engine_for
-from bot.masking import mask_phone
+from bot.masking import mask_identifier, mask_phone
 from bot.processes import Ports, action_server_token, auth_token, commands
 from bot.rasa_server import rasa_argv
 from bot.whatsapp import meta_payloads as meta
@@ -186,7 +186,8 @@ def test_no_phone_number_reaches_the_logs_at_info_or_above(bot):
     assert opt_out_count(bot, wa_id) == (1, 1)
 
     logs = {name: (bot.workdir / name).read_text(errors="replace") for name in ("rasa.log", "actions.log")}
-    assert mask_phone(wa_id) in logs["actions.log"]  # the logs were written: the opt-out, masked
+    # The logs were written: the opt-out, under the conversation's customer key, masked.
+    assert mask_identifier(conversation(bot, wa_id)) in logs["actions.log"]
     for name, log in logs.items():
         for number in (wa_id, other, third):
             leaks = [line for line in log.splitlines() if number in line]
