@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from bot import PROJECT_ROOT
 from bot.db import engine_for
-from bot.masking import mask_identifier, mask_phone
+from bot.masking import mask_identifier
 from bot.processes import Ports, action_server_token, auth_token, commands
 from bot.rasa_server import rasa_argv
 from bot.whatsapp import meta_payloads as meta
