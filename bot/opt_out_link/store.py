@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.consent import OPT_OUT
 from bot.db import transaction
 from bot.opt_out_link.token import LinkClaim
-from bot.schema import broadcast_deliveries, broadcasts, tags
+from bot.schema import broadcast_deliveries, broadcasts, customers, tags
 from bot.store.identities import family_ids, live
 from bot.store.tags import record_opt_out
 from bot.store.timestamps import from_db, now
@@ -24,7 +24,7 @@ class LinkTarget:
     customer_key: str  # the live customer (the token names the row the broadcast was sent to)
     broadcast_id: str
     template: str
-    language: str  # the template's language code: the page speaks it
+    language: str  # the customer's language when known, else the template's: the page speaks it
     message_id: str | None  # the wamid of the template message that carried the link
     opted_out_at: datetime | None
 
@@ -43,6 +43,7 @@ def link_target(claim: LinkClaim) -> LinkTarget | None:
         if row is None:
             return None
         customer = live(conn, row.customer_id)
+        known = conn.execute(select(customers.c.language).where(customers.c.id == customer.id)).scalar_one()
         opted_out_at = conn.execute(
             select(func.min(tags.c.added_at)).where(
                 tags.c.customer_id.in_(family_ids(conn, customer.id)), tags.c.name == OPT_OUT
@@ -52,7 +53,7 @@ def link_target(claim: LinkClaim) -> LinkTarget | None:
         customer_key=customer.key,
         broadcast_id=claim.broadcast_id,
         template=row.template,
-        language=row.language,
+        language=known or row.language,
         message_id=row.wamid,
         opted_out_at=None if opted_out_at is None else from_db(opted_out_at),
     )
