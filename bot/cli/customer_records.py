@@ -9,13 +9,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from bot.cli.opt_out_export import KIND_TEXT
 from bot.dashboard.evidence import evidence_document
 from bot.db import transaction
 from bot.masking import mask_identifier
 from bot.store import erasure
 from bot.store.consent_record import consent_record
-from bot.store.conversations import delete_conversations, tracker_url
+from bot.store.conversations import count_conversations, delete_conversations, tracker_url
 from bot.store.identifiers import looks_like_new_key, parse_human
 from bot.store.timestamps import now
 
@@ -103,21 +105,27 @@ def _forget(args: argparse.Namespace) -> int:
         operator = erasure.check_operator(args.operator)
     except ValueError as error:
         return _fail(f"--operator: {error}")
+    url = tracker_url()
     try:
         with transaction() as conn:
             found = erasure.plan(conn, raw)
+            if found is None:
+                return _fail(_nobody(raw))
+            # The store first, uncommitted: if the database refuses (the bot's role, a guard),
+            # nothing is deleted anywhere. Then the conversation: if that fails, the store rolls
+            # back and the customer can be found and forgotten again.
+            report = erasure.forget(conn, found, operator, now(), count_conversations(url, found.keys))
+            delete_conversations(url, found.keys)
     except erasure.AlreadyErased as error:
         return _fail(f"{error}; nothing to do")
     except ValueError:
         return _fail(_unknown_key(raw) or INVALID_ID)
-    if found is None:
-        return _fail(_nobody(raw))
-    url = tracker_url()
-    # The conversation first: if anything fails later, the customer can still be found and the
-    # command run again; a message that arrives meanwhile is swept after the erasure.
-    deleted = delete_conversations(url, found.keys)
-    with transaction() as conn:
-        report = erasure.forget(conn, found, operator, now(), deleted)
+    except DBAPIError as error:
+        return _fail(
+            f"the database refused the erasure ({type(error.orig).__name__}); nothing was erased."
+            " Run it as the role that owns the tables (docs/consent-records.md)"
+        )
+    # A message that arrived meanwhile started a new conversation under the old key.
     swept = delete_conversations(url, found.keys)
     print(
         f"erased customer (erasure {report.erasure_id}): {report.customers} customer row(s) anonymised,"

@@ -10,13 +10,16 @@ from sqlalchemy import func, select
 
 from bot.consent import OPT_OUT
 from bot.db import transaction
+from bot.opt_out_link.texts import PageTexts
 from bot.opt_out_link.token import LinkClaim
 from bot.schema import broadcast_deliveries, broadcasts, customers, tags
+from bot.store.evidence import ConsentEvidence, Question
 from bot.store.identities import family_ids, live
 from bot.store.tags import record_opt_out
 from bot.store.timestamps import from_db, now
 
 LINK_SOURCE = "link"
+LINK_PAGE = "opt_out_link_page"  # the "response" of the evidence: the page's question
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +62,31 @@ def link_target(claim: LinkClaim) -> LinkTarget | None:
     )
 
 
-def opt_out(target: LinkTarget) -> bool:
+def link_evidence(target: LinkTarget, texts: PageTexts, language: str, business: str) -> ConsentEvidence:
+    """Pure: what the customer used (the link of this broadcast's template), the page's question
+    and buttons as shown, and the button they pressed (bot/store/evidence.py)."""
+    question = Question(
+        LINK_PAGE,
+        texts.question.format(business=business),
+        (texts.confirm, texts.keep),
+        ("stop", "keep"),  # the form's `choice` values
+    )
+    return ConsentEvidence(
+        language=language,
+        words=f"opt-out link of broadcast {target.broadcast_id} (template {target.template})",
+        request_message_id=target.message_id,
+        question=question,
+        answer=texts.confirm,
+    )
+
+
+def opt_out(target: LinkTarget, evidence: ConsentEvidence | None = None) -> bool:
     """Write OPT_OUT (source `link`) with the broadcast and template it came from; True when this
     call created it. The template message's wamid is the event's message id, so a second confirm
     of the same link adds nothing to the consent history."""
     detail = json.dumps({"broadcast": target.broadcast_id, "template": target.template}, sort_keys=True)
     with transaction() as conn:
         result = record_opt_out(
-            conn, target.customer_key, LINK_SOURCE, target.message_id, now(), detail=detail
+            conn, target.customer_key, LINK_SOURCE, target.message_id, now(), detail=detail, evidence=evidence
         )
     return result.created

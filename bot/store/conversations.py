@@ -2,10 +2,10 @@
 
 Rasa keeps every message of a conversation, the customer's words included, as rows of its table
 `events` keyed by the sender id, which is our customer key (bot/store/identities.py). The tracker
-store may be another database than the customer store, so this runs in its own transaction; the
-erasure deletes the conversations first and again after anonymising the customer (a message that
-arrived in between is caught by the second sweep), so that no failure leaves words behind a
-customer the store can no longer find.
+store may be another database than the customer store, so this runs in its own transaction:
+`customers forget` deletes the conversations after anonymising the customer and before
+committing that (a failure here rolls the erasure back: no words are left behind a customer the
+store can no longer find), and sweeps once more after it (a message that arrived in between).
 """
 
 from __future__ import annotations
@@ -26,12 +26,28 @@ def tracker_url(environ: Mapping[str, str] | None = None) -> str:
     return tracker_store_url(os.environ if environ is None else environ)
 
 
+def _events(url: str) -> sa.Table | None:
+    """Rasa's table, as far as we need it; None when Rasa never created it in that database."""
+    if not sa.inspect(engine_for(url)).has_table(TRACKER_EVENTS):
+        return None
+    return sa.Table(TRACKER_EVENTS, sa.MetaData(), sa.Column("sender_id", sa.String(255)))
+
+
+def count_conversations(url: str, keys: Sequence[str]) -> int:
+    """How many rows the conversations of these sender ids hold."""
+    events = _events(url)
+    if events is None or not keys:
+        return 0
+    with engine_for(url).begin() as conn:
+        statement = sa.select(sa.func.count()).select_from(events).where(events.c.sender_id.in_(list(keys)))
+        return conn.execute(statement).scalar_one()
+
+
 def delete_conversations(url: str, keys: Sequence[str]) -> int:
     """Delete the conversations of these sender ids; how many rows went (0 when Rasa never created
     its table there)."""
-    engine = engine_for(url)
-    if not keys or not sa.inspect(engine).has_table(TRACKER_EVENTS):
+    events = _events(url)
+    if events is None or not keys:
         return 0
-    events = sa.Table(TRACKER_EVENTS, sa.MetaData(), sa.Column("sender_id", sa.String(255)))
-    with engine.begin() as conn:
+    with engine_for(url).begin() as conn:
         return conn.execute(sa.delete(events).where(events.c.sender_id.in_(list(keys)))).rowcount
