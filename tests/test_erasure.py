@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from bot.broadcast import audience as audiences
 from bot.broadcast.audience import Audience
 from bot.cli import main
 from bot.consent import OPT_OUT, identifier_suppressed, may_send_marketing
-from bot.db import transaction
+from bot.db import checkpoint, transaction
 from bot.schema import (
     consent_events,
     customer_identities,
@@ -232,6 +233,7 @@ def test_an_erased_customer_keeps_the_opt_out_and_the_records_stay(db_url, sql, 
 
 def test_forget_on_the_command_line_deletes_the_conversation_too(db_url, tmp_path, monkeypatch, capsys):
     seed_ada()
+    checkpoint(db_url)  # on SQLite: Ada's rows in the database file itself, not only in its log
     tracker_url = f"sqlite:///{tmp_path / 'tracker.sqlite3'}"
     monkeypatch.setenv("TRACKER_STORE_URL", tracker_url)
     events = sa.Table(
@@ -252,6 +254,14 @@ def test_forget_on_the_command_line_deletes_the_conversation_too(db_url, tmp_pat
     with engine.begin() as conn:
         assert [row.sender_id for row in conn.execute(select(events.c.sender_id))] == [bo_key]
     engine.dispose()
+    if db_url.startswith("sqlite"):
+        # Nothing of Ada is left readable in the files, their free pages or the write-ahead log
+        # (forget checkpoints the log; secure_delete is a second line for pages SQLite keeps).
+        store = db_url.removeprefix("sqlite:///")
+        files = [store, f"{store}-wal", str(tmp_path / "tracker.sqlite3")]
+        written = b"".join(Path(name).read_bytes() for name in files if Path(name).exists())
+        for personal in (ADA, ADA_BSUID, EVIDENCE.words, "Lovelace"):
+            assert personal.encode() not in written, personal
     assert main(["customers", "show", ADA]) == 1
     assert "no customer" in capsys.readouterr().err
     assert main(["customers", "forget", ADA, "--operator", "Grace"]) == 1  # nobody has it now

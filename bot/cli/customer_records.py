@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.cli.opt_out_export import KIND_TEXT
 from bot.dashboard.evidence import evidence_document
-from bot.db import transaction
+from bot.db import checkpoint, database_url, transaction
 from bot.masking import mask_identifier
 from bot.store import erasure
 from bot.store.consent_record import consent_record
@@ -127,6 +127,8 @@ def _forget(args: argparse.Namespace) -> int:
         )
     # A message that arrived meanwhile started a new conversation under the old key.
     swept = delete_conversations(url, found.keys)
+    for database in (database_url(), url):
+        checkpoint(database)
     print(
         f"erased customer (erasure {report.erasure_id}): {report.customers} customer row(s) anonymised,"
         f" {report.identifiers} identifier(s) now only on the suppression list,"

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 
-from bot.db import engine_for
+from bot.db import engine_for, scrub_deleted
 from bot.grants import TRACKER_EVENTS
 
 
@@ -50,4 +50,5 @@ def delete_conversations(url: str, keys: Sequence[str]) -> int:
     if events is None or not keys:
         return 0
     with engine_for(url).begin() as conn:
+        scrub_deleted(conn)
         return conn.execute(sa.delete(events).where(events.c.sender_id.in_(list(keys)))).rowcount

@@ -34,7 +34,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bot.consent import OPT_OUT
-from bot.db import insert_or_ignore
+from bot.db import insert_or_ignore, scrub_deleted
 from bot.schema import (
     broadcast_deliveries,
     consent_events,
@@ -122,6 +122,7 @@ def forget(
     deleted for `erasure.keys`, for the record."""
     at = to_db(at)
     operator = check_operator(operator)
+    scrub_deleted(conn)
     family = list(erasure.family)
     ic = customer_identities.c
     identities = conn.execute(
