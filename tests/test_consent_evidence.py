@@ -13,9 +13,12 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
 
 from actions.evidence import CHECK_ACTION, CONFIRMATION, opt_out_evidence, words_of
 from actions.language import detected_language
+from actions.opt_out import ActionOptOut
 from bot.cli import main
 from bot.cli.opt_out_export import EXPORT_HEADER, evidence_cells
 from bot.dashboard.evidence import evidence_document, evidence_summary
@@ -257,3 +260,33 @@ def test_evidence_for_nobody_says_so(db_url, capsys, raw, message):
     assert main(["customers", "evidence", raw]) == 1
     error = capsys.readouterr().err
     assert message in error and "16505550000" not in error  # echoed masked
+
+
+# --- the action: a "yes" and a "no" each leave their evidence ----------------------------------
+
+
+async def run_opt_out(wa_id: str, answer: dict, decision: str) -> list:
+    events = flow(answer)
+    latest = {
+        "text": answer["text"],
+        "intent": {"name": "affirm" if decision == "confirmed" else "deny", "confidence": 1.0},
+        "metadata": answer["metadata"],
+    }
+    slots = {"opt_out_decision": decision, "language": "es"}
+    tracker = Tracker(wa_id, slots, latest, events, False, None, {}, "opt_out_form")
+    return await ActionOptOut().run(CollectingDispatcher(), tracker, {})
+
+
+@pytest.mark.parametrize(("decision", "kind"), [("confirmed", "opt_out"), ("kept", "kept_marketing")])
+async def test_the_answer_to_the_question_is_kept_with_its_evidence(sqlite_url, decision, kind):
+    with transaction() as conn:
+        touch_customer(conn, "34600000002", "Pepe", AT)
+        key = profile(conn, "34600000002")["key"]
+    payload, title = ("/affirm", "Sí, pararlos") if decision == "confirmed" else ("/deny", "No, seguir")
+    await run_opt_out(key, user(payload, title, "wamid.ans", ANSWERED_AT, context_id="wamid.q"), decision)
+    with transaction() as conn:
+        [event] = profile(conn, "34600000002")["consent_history"]
+    assert (event["kind"], event["message_id"]) == (kind, "wamid.ans")
+    assert event["evidence"]["request"]["words"] == "  quiero dejar de recibir promociones"
+    assert event["evidence"]["question"]["message_id"] == "wamid.q"
+    assert event["evidence"]["answer"]["words"] == title and event["evidence"]["language"] == "es"

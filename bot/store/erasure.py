@@ -30,8 +30,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import ColumnElement
 
 from bot.consent import OPT_OUT
 from bot.db import insert_or_ignore, scrub_deleted
@@ -212,5 +213,5 @@ def _message_ids(conn: Connection, family: list[int]) -> list[str]:
     return sorted(found)
 
 
-def _count(conn: Connection, table, condition) -> int:
+def _count(conn: Connection, table: Table, condition: ColumnElement) -> int:
     return conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
