@@ -115,9 +115,17 @@ def opt_out_request_open(customer_id: ColumnElement | int) -> ColumnElement:
 
 
 def suppressed(customer_id: ColumnElement | int) -> ColumnElement:
-    """SQL: an identifier of the customer's family (active or former) is on the suppression list."""
+    """SQL: an identifier of the customer's family (active or former) is on the suppression list,
+    or the customer is what an erasure left (its pending deliveries, its old opt-out link)."""
     on_list = customer_identities.c.keyed_hash.in_(select(suppressions.c.keyed_hash))
-    return _family_has(customer_identities, on_list, customer_id)
+    member = customers.alias("erased_member")
+    erased = exists(
+        select(member.c.id).where(
+            member.c.erased_at.is_not(None),
+            or_(member.c.id == customer_id, member.c.merged_into == customer_id),
+        )
+    )
+    return or_(erased, _family_has(customer_identities, on_list, customer_id))
 
 
 def identifier_suppressed(conn: Connection, identifier: Identifier) -> bool:

@@ -160,6 +160,15 @@ def test_the_suppression_list_keeps_them_from_marketing_through_every_door(db_ur
         audiences.drop_numbers(conn)
 
 
+def test_what_an_erasure_leaves_is_never_marketed_to_even_without_an_opt_out(db_url, tmp_path):
+    seed_ada()
+    forget(BO)  # Bo never opted out
+    with transaction() as conn:
+        key = conn.execute(select(customers.c.key).where(customers.c.erased_at.is_not(None))).scalar_one()
+        assert not may_send_marketing(conn, key)  # e.g. a delivery pending since before the erasure
+        assert audiences.count(conn, Audience()).allowed == 0  # Ada opted out, Bo is gone
+
+
 def test_a_merged_family_is_forgotten_whole(db_url):
     with transaction() as conn:
         phone_half = identify(conn, [Identifier(PHONE, ADA)], "first_contact", AT)
