@@ -1,7 +1,7 @@
 """May we send marketing to this customer? The one place that answers it, in Python and in SQL.
 
 The rule: marketing is allowed unless the customer has an OPT_OUT tag, an open opt-out request, or
-an identifier on the suppression list.
+an identifier on the suppression list (or was erased).
 
 "The customer" is a person, not an identifier: a customer's *family* (itself and every customer
 merged into it, bot/store/identities.py) counts as one. An opt-out recorded under a BSUID applies
@@ -28,9 +28,10 @@ an identifier on the list is never imported (bot/store/customer_import.py), and 
 is refused too. Every identity row carries its keyed hash (bot/store/keyed_hash.py), so the SQL
 form of the rule is a join, like the others.
 
-A number we have never seen has no OPT_OUT tag, so it is allowed, unless it is on the suppression list. That answers the opt-out
-question only: whether a number opted *in* to marketing (WhatsApp's policy) is up to whoever
-builds the audience, and a broadcast audience comes from the customers table anyway.
+A number we have never seen has no OPT_OUT tag, so it is allowed unless it is on the suppression
+list. That answers the opt-out question only: whether a number opted *in* to marketing (WhatsApp's
+policy) is up to whoever builds the audience, and a broadcast audience comes from the customers
+table anyway. What an erasure left of a customer (an anonymous row) is never marketed to either.
 """
 
 from __future__ import annotations
