@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.consent import KEPT_MARKETING
 from bot.dashboard.html import Safe, join, render
 
 # How a consent event reached us (bot.consent.SOURCES) and what it was, for people.
@@ -19,10 +20,17 @@ SOURCE_TEXT = {
     "import": "imported from a customer list (CSV)",
     "link": "the customer confirmed on the opt-out link of a marketing template",
 }
+# How an opt-out request was made (only the customer's own messages open one), when it was not
+# confirmed: the request of a "no" (`kept_marketing`), an open request.
+REQUEST_SOURCE_TEXT = {
+    "text": "the customer wrote it (e.g. STOP)",
+    "button": "the customer tapped a reply button",
+    "template": "the customer tapped “Stop promotions” on a marketing template",
+}
 EVENT_TEXT = {
     "opt_out": "Opted out of marketing",
     "opt_out_repeated": "Asked to opt out again (already opted out)",
-    "kept_marketing": "Asked to stop, then answered “no”: keeps marketing",
+    KEPT_MARKETING: "Asked to stop, then answered “no”: keeps marketing",
     "resume": "Resumed promotions in WhatsApp (the opt-out stays: it is permanent)",
     "signup": "Signed up for promotions in WhatsApp (an existing opt-out stays)",
 }
@@ -35,6 +43,12 @@ LANGUAGE_TEXT = {
     "id": "Indonesian",
     "hi": "Hinglish / Hindi",
 }
+
+
+def how_text(kind: str, source: str) -> str:
+    """How a consent event reached us; a "no" was asked for, never confirmed."""
+    texts = REQUEST_SOURCE_TEXT if kind == KEPT_MARKETING else SOURCE_TEXT
+    return texts.get(source, source)
 
 
 def language_name(code: str | None) -> str:
@@ -147,7 +161,7 @@ def evidence_document(record: dict[str, Any]) -> str:
             "<tr><td>{at}</td><td>{what}</td><td>{how}</td><td>{evidence}</td></tr>",
             at=_moment(event["occurred_at"]),
             what=EVENT_TEXT.get(event["kind"], event["kind"]),
-            how=SOURCE_TEXT.get(event["source"], event["source"]),
+            how=how_text(event["kind"], event["source"]),
             evidence=evidence_summary(event["evidence"]),
         )
         for event in record["consent_events"]

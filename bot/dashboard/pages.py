@@ -16,17 +16,18 @@ from bot.broadcast.deliveries import Broadcast
 from bot.broadcast.report import Report
 from bot.consent import OPT_OUT
 from bot.dashboard.conversation import Line
-from bot.dashboard.evidence import EVENT_TEXT, SOURCE_TEXT, evidence_summary, language_name
+from bot.dashboard.evidence import (
+    EVENT_TEXT,
+    REQUEST_SOURCE_TEXT,
+    SOURCE_TEXT,
+    evidence_summary,
+    how_text,
+    language_name,
+)
 from bot.dashboard.html import Safe, attributes, join, render
 from bot.dashboard.queries import CustomerPage, CustomerRow, DeliveryRecord, OptOutTotals
 from bot.dashboard.stats import PERIODS, Bucket, Period, bar_chart
 
-# How an open opt-out request was made (only the customer's own messages open one).
-REQUEST_SOURCE_TEXT = {
-    "text": "the customer wrote it (e.g. STOP)",
-    "button": "the customer tapped a reply button",
-    "template": "the customer tapped “Stop promotions” on a marketing template",
-}
 NAV = (("/customers", "Customers"), ("/opt-outs", "Opt-outs"), ("/broadcasts", "Broadcasts"))
 
 
@@ -341,7 +342,7 @@ def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: lis
             "<td><code>{message}</code></td></tr>",
             at=when(event["occurred_at"]),
             what=EVENT_TEXT.get(event["kind"], event["kind"]),
-            how=SOURCE_TEXT.get(event["source"], event["source"]),
+            how=how_text(event["kind"], event["source"]),
             evidence=evidence_summary(event["evidence"]),
             detail=event["detail"] or "",
             message=event["message_id"] or "–",
