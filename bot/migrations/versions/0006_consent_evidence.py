@@ -17,9 +17,9 @@ The erasure path through the guards. The guards of 0002/0004/0005 forbid changin
 history, the OPT_OUT tag, opt-out requests and merges, and deleting identities; they stay, with one
 exemption each: a row of a customer marked erased (`customers.erased_at`) may have its personal
 columns (customers' words, message ids, identifiers, free text) set to NULL, and nothing else;
-an erased customer's identities may be deleted. A customer can be marked erased only in the same
-statement that gives it a new key, only with an `erasures` row for it (or the customer it was
-merged into), and never unmarked; `erasures` and `suppressions` are append-only (no UPDATE, DELETE,
+an erased customer's identities may be deleted. A customer can be marked erased only with an
+`erasures` row for it (or the customer it was merged into), and never unmarked; its key may change
+only in the statement that marks it (a migrated customer's key is its phone number); `erasures` and `suppressions` are append-only (no UPDATE, DELETE,
 TRUNCATE or, on SQLite, INSERT OR REPLACE). The bot's own role gets SELECT only on both
 (bot/grants.py), so the running bot can never mark anyone erased; the operator runs `forget` as
 the tables' owner. What an erasure leaves: the customer row (no name, username, language or seen
