@@ -19,8 +19,8 @@ exemption each: a row of a customer marked erased (`customers.erased_at`) may ha
 columns (customers' words, message ids, identifiers, free text) set to NULL, and nothing else;
 an erased customer's identities may be deleted. A customer can be marked erased only with an
 `erasures` row for it (or the customer it was merged into), and never unmarked; its key may change
-only in the statement that marks it (a migrated customer's key is its phone number); `erasures` and `suppressions` are append-only (no UPDATE, DELETE,
-TRUNCATE or, on SQLite, INSERT OR REPLACE). The bot's own role gets SELECT only on both
+only in the statement that marks it (a migrated customer's key is its phone number). `erasures`
+and `suppressions` are append-only (no UPDATE, DELETE, TRUNCATE or, on SQLite, INSERT OR REPLACE). The bot's own role gets SELECT only on both
 (bot/grants.py), so the running bot can never mark anyone erased; the operator runs `forget` as
 the tables' owner. What an erasure leaves: the customer row (no name, username, language or seen
 times, a fresh key), its OPT_OUT tag and consent events (kind, source, times, response names and
