@@ -276,6 +276,20 @@ def test_forget_on_the_command_line_deletes_the_conversation_too(db_url, tmp_pat
     assert main(["customers", "forget", ADA, "--operator", "Grace"]) == 1  # nobody has it now
 
 
+def test_forget_with_the_conversations_in_the_store_database(sqlite_url, monkeypatch, capsys):
+    # One SQLite file for both (TRACKER_STORE_URL = DATABASE_URL): the erasure's own transaction
+    # deletes the conversation, instead of a second connection waiting for its lock.
+    seed_ada()
+    monkeypatch.setenv("TRACKER_STORE_URL", sqlite_url)
+    with transaction() as conn:
+        key = profile(conn, ADA)["key"]
+        conn.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255))"))
+        conn.execute(text("INSERT INTO events (sender_id) VALUES (:key)"), {"key": key})
+    assert main(["customers", "forget", ADA, "--operator", "Grace"]) == 0
+    assert "1 conversation event(s)" in capsys.readouterr().out
+    assert count(sa.table("events")) == 0
+
+
 @pytest.mark.parametrize(
     ("operator", "message"), [("", "operator"), ("x" * 65, "operator"), ("a\nb", "operator")]
 )

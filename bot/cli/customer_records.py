@@ -115,7 +115,7 @@ def _forget(args: argparse.Namespace) -> int:
             # nothing is deleted anywhere. Then the conversation: if that fails, the store rolls
             # back and the customer can be found and forgotten again.
             report = erasure.forget(conn, found, operator, now(), count_conversations(url, found.keys))
-            delete_conversations(url, found.keys)
+            delete_conversations(url, found.keys, store=conn)
     except erasure.AlreadyErased as error:
         return _fail(f"{error}; nothing to do")
     except ValueError:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from bot.db import engine_for, scrub_deleted
 from bot.grants import TRACKER_EVENTS
@@ -43,12 +44,17 @@ def count_conversations(url: str, keys: Sequence[str]) -> int:
         return conn.execute(statement).scalar_one()
 
 
-def delete_conversations(url: str, keys: Sequence[str]) -> int:
+def delete_conversations(url: str, keys: Sequence[str], store: Connection | None = None) -> int:
     """Delete the conversations of these sender ids; how many rows went (0 when Rasa never created
-    its table there)."""
+    its table there). `store`: the customer store's open transaction, used when the conversations
+    live in the same database (a second connection to one SQLite file would wait for its lock)."""
     events = _events(url)
     if events is None or not keys:
         return 0
+    statement = sa.delete(events).where(events.c.sender_id.in_(list(keys)))
+    if store is not None and store.engine.url == engine_for(url).url:
+        scrub_deleted(store)
+        return store.execute(statement).rowcount
     with engine_for(url).begin() as conn:
         scrub_deleted(conn)
-        return conn.execute(sa.delete(events).where(events.c.sender_id.in_(list(keys)))).rowcount
+        return conn.execute(statement).rowcount
