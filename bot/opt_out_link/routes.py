@@ -28,7 +28,14 @@ from bot.db import run_sync
 from bot.opt_out_link import page, store
 from bot.opt_out_link.settings import LinkSettings
 from bot.opt_out_link.texts import PageTexts, language_of, texts_for
-from bot.opt_out_link.token import BadToken, TokenProblem, csrf_matches, csrf_value, verify
+from bot.opt_out_link.token import (
+    BadToken,
+    LinkClaim,
+    TokenProblem,
+    csrf_matches,
+    csrf_value,
+    verify,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +55,12 @@ _HEADERS = {
 def add_routes(blueprint: Blueprint, settings: LinkSettings, business: str) -> None:
     @blueprint.get(PATH)
     async def show(request: Request, token: str) -> HTTPResponse:
-        claim, refusal = _check(settings, token, request)
+        claim, refusal = _check(settings, business, token, request)
         if refusal is not None:
             return refusal
         target = await run_sync(store.link_target, claim)
         if target is None:
-            return _invalid(request, business, settings)
+            return _invalid(request, business)
         texts, lang = _texts(target.language)
         if target.opted_out_at is not None:
             return _already(texts, lang, business, target.opted_out_at)
@@ -61,7 +68,7 @@ def add_routes(blueprint: Blueprint, settings: LinkSettings, business: str) -> N
 
     @blueprint.post(PATH)
     async def confirm(request: Request, token: str) -> HTTPResponse:
-        claim, refusal = _check(settings, token, request)
+        claim, refusal = _check(settings, business, token, request)
         if refusal is not None:
             return refusal
         if _cross_site(request, settings.public_url):
@@ -76,7 +83,7 @@ def add_routes(blueprint: Blueprint, settings: LinkSettings, business: str) -> N
             return _html(page.message_page("en", "Bad request", "Please choose one of the two buttons."), 400)
         target = await run_sync(store.link_target, claim)
         if target is None:
-            return _invalid(request, business, settings)
+            return _invalid(request, business)
         texts, lang = _texts(target.language)
         if choice == "keep":
             return _html(page.message_page(lang, texts.kept_title, texts.kept.format(business=business)))
@@ -86,19 +93,23 @@ def add_routes(blueprint: Blueprint, settings: LinkSettings, business: str) -> N
         logger.info("opt-out through the link of broadcast %s", target.broadcast_id)
         return _html(page.message_page(lang, texts.done_title, texts.done.format(business=business)))
 
-    def _check(settings: LinkSettings, token: str, request: Request) -> tuple:
-        try:
-            return verify(settings.secret, token, int(time.time())), None
-        except BadToken as bad:
-            logger.info("opt-out link refused: %s token", bad.problem.value)
-            if bad.problem is TokenProblem.EXPIRED:
-                texts, lang = _texts(_accepted_language(request))
-                text = texts.expired.format(days=settings.ttl_days, business=business)
-                return None, _html(page.message_page(lang, texts.expired_title, text), 410)
-            return None, _invalid(request, business, settings)
+
+def _check(
+    settings: LinkSettings, business: str, token: str, request: Request
+) -> tuple[LinkClaim, None] | tuple[None, HTTPResponse]:
+    """The token's claim, or the page that refuses it (410 expired, 404 anything else)."""
+    try:
+        return verify(settings.secret, token, int(time.time())), None
+    except BadToken as bad:
+        logger.info("opt-out link refused: %s token", bad.problem.value)
+        if bad.problem is TokenProblem.EXPIRED:
+            texts, lang = _texts(_accepted_language(request))
+            text = texts.expired.format(days=settings.ttl_days, business=business)
+            return None, _html(page.message_page(lang, texts.expired_title, text), 410)
+        return None, _invalid(request, business)
 
 
-def _invalid(request: Request, business: str, settings: LinkSettings) -> HTTPResponse:
+def _invalid(request: Request, business: str) -> HTTPResponse:
     texts, lang = _texts(_accepted_language(request))
     return _html(page.message_page(lang, texts.invalid_title, texts.invalid.format(business=business)), 404)
 
