@@ -1,7 +1,7 @@
 """`/webhooks/whatsapp/opt-out/<token>`: the page a template's "Unsubscribe" button opens.
 
 Served by the WhatsApp channel's blueprint, so the one reverse-proxy rule that exposes the webhook
-exposes this page and nothing else. GET only shows (link previews fetch URLs: a GET never opts
+exposes this page and nothing else. GET (and HEAD) only shows (link previews fetch URLs: a GET never opts
 anyone out); the confirm form POSTs back with a CSRF value derived from the token, and a POST from
 another site (Sec-Fetch-Site / Origin) is refused. No cookies are set, nothing is cached, the page
 is not indexed and sends no referrer.
@@ -53,7 +53,8 @@ _HEADERS = {
 
 
 def add_routes(blueprint: Blueprint, settings: LinkSettings, business: str) -> None:
-    @blueprint.get(PATH)
+    # HEAD too: link previews may ask it first; it answers as GET would, without the body.
+    @blueprint.route(PATH, methods=["GET", "HEAD"])
     async def show(request: Request, token: str) -> HTTPResponse:
         claim, refusal = _check(settings, business, token, request)
         if refusal is not None:
