@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -77,9 +77,12 @@ def add_routes(blueprint: Blueprint, settings: LinkSettings, business: str) -> N
             return _html(
                 page.message_page("en", "Forbidden", "This form must be sent from its own page."), 403
             )
-        if not csrf_matches(settings.secret, token, request.form.get("csrf") or ""):
+        form = _form(request.body)
+        if form is None:
+            return _html(page.message_page("en", "Bad request", "Please choose one of the two buttons."), 400)
+        if not csrf_matches(settings.secret, token, form.get("csrf", "")):
             return _html(page.message_page("en", "Forbidden", "Please open the link again and retry."), 403)
-        choice = request.form.get("choice")
+        choice = form.get("choice")
         if choice not in ("stop", "keep"):
             return _html(page.message_page("en", "Bad request", "Please choose one of the two buttons."), 400)
         target = await run_sync(store.link_target, claim)
@@ -128,6 +131,16 @@ def _accepted_language(request: Request) -> str | None:
     """Before we know whose link it is, the browser's first language is the best guess."""
     header = request.headers.get("accept-language", "")
     return header.split(",")[0].split(";")[0].strip() or None
+
+
+def _form(body: bytes) -> dict[str, str] | None:
+    """The form's fields (the first value of each), or None when the body is not UTF-8: our page
+    never sends that, and Sanic's own parser would log a traceback for every such POST."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return {name: values[0] for name, values in parse_qs(text).items()}
 
 
 def _cross_site(request: Request, public_url: str) -> bool:
