@@ -16,6 +16,7 @@ from sanic import Sanic
 from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience
 from bot.db import transaction
+from bot.opt_out_link.routes import is_cross_site
 from bot.opt_out_link.settings import LinkSettings
 from bot.opt_out_link.texts import texts_for
 from bot.opt_out_link.token import LinkClaim, csrf_value, issue
@@ -186,6 +187,24 @@ async def test_a_post_that_did_not_come_from_the_page_writes_nothing(
     assert tags_of(PHONE) == []
 
 
+@pytest.mark.parametrize(
+    ("fetch_site", "origin", "refused"),
+    [
+        ("same-origin", "https://bot.acme.test", False),
+        ("", None, False),  # an older browser, or a client that sends neither
+        ("same-origin", "null", False),  # a browser that withholds the origin on its own page
+        ("", "null", True),
+        ("cross-site", "null", True),
+        ("same-site", "null", True),
+        ("cross-site", "https://bot.acme.test", True),
+        ("", "https://evil.example", True),
+        ("", "https://bot.acme.test.evil.example", True),
+    ],
+)
+def test_which_posts_count_as_another_site(fetch_site: str, origin: str | None, refused: bool) -> None:
+    assert is_cross_site(fetch_site, origin, "bot.acme.test") is refused
+
+
 async def test_a_post_from_our_own_origin_is_accepted(app: Sanic) -> None:
     ids = sent_broadcast(PHONE)
     token = token_for(ids[PHONE])
@@ -211,7 +230,7 @@ async def test_the_page_sets_no_cookie_and_is_not_cached_or_framed(app: Sanic) -
         assert "set-cookie" not in {k.lower() for k in response.headers}
         assert response.headers["cache-control"] == "no-store"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
 
 
 async def test_an_unknown_token_page_speaks_the_browser_language(app: Sanic) -> None:

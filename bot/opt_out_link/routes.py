@@ -4,7 +4,7 @@ Served by the WhatsApp channel's blueprint, so the one reverse-proxy rule that e
 exposes this page and nothing else. GET (and HEAD) only shows (link previews fetch URLs: a GET never opts
 anyone out); the confirm form POSTs back with a CSRF value derived from the token, and a POST from
 another site (Sec-Fetch-Site / Origin) is refused. No cookies are set, nothing is cached, the page
-is not indexed and sends no referrer.
+is not indexed and tells no other site its address (Referrer-Policy).
 
 Answers: 200 for the question and every outcome; 404 for a token that is not ours or names a
 customer or broadcast we do not know (the same page for all, so the page tells an attacker
@@ -43,7 +43,9 @@ PATH = "/opt-out/<token>"
 
 _HEADERS = {
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it, browsers post the form with `Origin: null` (Fetch standard),
+    # which looks like another site. same-origin still tells no other site the token.
+    "Referrer-Policy": "same-origin",
     "X-Robots-Tag": "noindex, nofollow",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
@@ -144,13 +146,22 @@ def _form(body: bytes) -> dict[str, str] | None:
 
 
 def _cross_site(request: Request, public_url: str) -> bool:
-    """A form posted from another site: the browser says so (Sec-Fetch-Site) or its Origin differs."""
-    if request.headers.get("sec-fetch-site", "") == "cross-site":
-        return True
-    origin = request.headers.get("origin")
-    if not origin or origin == "null":
-        return origin == "null"
     ours = urlsplit(public_url).netloc if public_url else request.host
+    return is_cross_site(request.headers.get("sec-fetch-site", ""), request.headers.get("origin"), ours)
+
+
+def is_cross_site(fetch_site: str, origin: str | None, ours: str) -> bool:
+    """Pure: a form posted from another site, as the browser tells it (Sec-Fetch-Site, Origin).
+
+    An opaque Origin ("null": a sandboxed frame, a data: URL, but also a page whose referrer
+    policy is no-referrer, or a browser told to send none) counts as another site unless the
+    browser itself says the POST came from our own page: no page can set Sec-Fetch-Site."""
+    if fetch_site == "cross-site":
+        return True
+    if not origin:
+        return False
+    if origin == "null":
+        return fetch_site != "same-origin"
     return urlsplit(origin).netloc != ours
 
 
