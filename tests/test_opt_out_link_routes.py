@@ -15,13 +15,15 @@ from sanic import Sanic
 
 from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience
+from bot.consent import may_send_marketing
 from bot.db import transaction
 from bot.opt_out_link.routes import is_cross_site
 from bot.opt_out_link.settings import LinkSettings
 from bot.opt_out_link.texts import texts_for
 from bot.opt_out_link.token import LinkClaim, csrf_value, issue
 from bot.store.customers import profile
-from bot.store.identities import ensure
+from bot.store.identifiers import parse_human
+from bot.store.identities import ensure, identify
 from bot.store.timestamps import now
 from tests.whatsapp_app import make_app
 
@@ -128,6 +130,21 @@ async def test_a_customer_known_only_by_a_bsuid_can_opt_out_by_link(app: Sanic) 
     token = token_for(ids[BSUID])
     await post(app, token, {"csrf": csrf_of((await get(app, token)).text), "choice": "stop"})
     assert [t["source"] for t in tags_of(BSUID)] == ["link"]
+
+
+async def test_a_link_sent_before_a_merge_opts_out_the_merged_customer(app: Sanic) -> None:
+    with transaction() as conn:
+        older = ensure(conn, BSUID)[0]
+    ids = sent_broadcast(PHONE)
+    with transaction() as conn:  # a status of our message names both: one person (docs/usernames.md)
+        survivor = identify(conn, [parse_human(PHONE), parse_human(BSUID)], "status_pair", at=None)
+    assert survivor.id == older.id != ids[PHONE]
+    token = token_for(ids[PHONE])
+    done = await post(app, token, {"csrf": csrf_of((await get(app, token)).text), "choice": "stop"})
+    assert done.status == 200 and texts_for("es").done_title in done.text
+    assert [t["source"] for t in tags_of(BSUID)] == ["link"] == [t["source"] for t in tags_of(PHONE)]
+    with transaction() as conn:
+        assert not may_send_marketing(conn, PHONE) and not may_send_marketing(conn, BSUID)
 
 
 @pytest.mark.parametrize(
