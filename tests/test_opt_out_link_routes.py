@@ -366,3 +366,11 @@ async def test_a_replayed_confirm_after_keep_or_stop_adds_nothing(app: Sanic) ->
     # A "keep" replayed after the opt-out changes nothing either.
     assert (await post(app, token, {**form, "choice": "keep"})).status == 200
     assert len(tags_of(PHONE)) == 1 and len(history_of(PHONE)) == 1
+
+
+async def test_a_refused_confirmation_says_what_to_do_in_the_browser_language(app: Sanic) -> None:
+    ids = sent_broadcast(PHONE)
+    token = token_for(ids[PHONE])
+    refused = await post(app, token, {"choice": "stop"}, **{"accept-language": "pt-BR,pt;q=0.9"})
+    assert refused.status == 403
+    assert texts_for("pt").retry_title in refused.text and 'lang="pt"' in refused.text

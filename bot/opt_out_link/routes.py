@@ -76,17 +76,15 @@ def add_routes(blueprint: Blueprint, settings: LinkSettings, business: str) -> N
             return refusal
         if _cross_site(request, settings.public_url):
             logger.warning("opt-out link: refused a POST from another site")
-            return _html(
-                page.message_page("en", "Forbidden", "This form must be sent from its own page."), 403
-            )
+            return _retry(request, business, 403)
         form = _form(request.body)
         if form is None:
-            return _html(page.message_page("en", "Bad request", "Please choose one of the two buttons."), 400)
+            return _retry(request, business, 400)
         if not csrf_matches(settings.secret, token, form.get("csrf", "")):
-            return _html(page.message_page("en", "Forbidden", "Please open the link again and retry."), 403)
+            return _retry(request, business, 403)
         choice = form.get("choice")
         if choice not in ("stop", "keep"):
-            return _html(page.message_page("en", "Bad request", "Please choose one of the two buttons."), 400)
+            return _retry(request, business, 400)
         target = await run_sync(store.link_target, claim)
         if target is None:
             return _invalid(request, business)
@@ -118,6 +116,13 @@ def _check(
 def _invalid(request: Request, business: str) -> HTTPResponse:
     texts, lang = _texts(_accepted_language(request))
     return _html(page.message_page(lang, texts.invalid_title, texts.invalid.format(business=business)), 404)
+
+
+def _retry(request: Request, business: str, status: int) -> HTTPResponse:
+    """A confirmation we cannot accept; checked before the token's customer is looked up, so in
+    the browser's language."""
+    texts, lang = _texts(_accepted_language(request))
+    return _html(page.message_page(lang, texts.retry_title, texts.retry.format(business=business)), status)
 
 
 def _already(texts: PageTexts, lang: str, business: str, opted_out_at: datetime) -> HTTPResponse:
