@@ -8,30 +8,43 @@ an NLU prediction in every test story; and the NLU pipeline and its model stay i
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import ValidationAction
 from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
 
+from actions.customer import run_store
 from bot.language.detect import detect
+from bot.masking import mask_identifier
+from bot.store.customers import remember_language
+
+logger = logging.getLogger(__name__)
 
 SLOT = "language"
 
 
-def language_update(message: dict[str, Any], known: str | None, allowed: list[str]) -> dict[str, Any]:
-    """Pure (given the detector): the slot change a message (`tracker.latest_message`) makes, {} to
-    keep the known language.
+def detected_language(message: dict[str, Any], allowed: list[str]) -> str | None:
+    """Pure (given the detector): the language a message (`tracker.latest_message`) is surely
+    written in, if the domain lists it; None to keep the known language.
 
     Button payloads ("/affirm") and events from outside (a broadcast's trigger_intent, whose text
     is "EXTERNAL: EXTERNAL_send_broadcast") carry no language; a language the domain does not list
     (a designer removed it) is not taken either."""
     text = message.get("text")
     if not text or text.startswith("/") or (message.get("metadata") or {}).get("is_external"):
-        return {}
+        return None
     language = detect(text)
-    if language is None or language == known or language not in allowed:
+    return language if language in allowed else None
+
+
+def language_update(message: dict[str, Any], known: str | None, allowed: list[str]) -> dict[str, Any]:
+    """Pure (given the detector): the slot change a message makes, {} to keep the known language."""
+    language = detected_language(message, allowed)
+    if language is None or language == known:
         return {}
     return {SLOT: language}
 
@@ -43,6 +56,9 @@ class ValidateSlotMappings(ValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         allowed = [str(v) for v in domain["slots"][SLOT].get("values") or []]
+        language = detected_language(tracker.latest_message, allowed)
+        if language is not None:
+            await _remember(tracker.sender_id, language)
         return language_update(tracker.latest_message, tracker.get_slot(SLOT), allowed)
 
     def validate_language(
@@ -50,3 +66,13 @@ class ValidateSlotMappings(ValidationAction):
     ) -> dict[str, Any]:
         # extract_language already decided; without this method the SDK warns on every change.
         return {SLOT: value}
+
+
+async def _remember(customer_key: str, language: str) -> None:
+    """Put the decided language on the customer's profile (the slot's default, English, is never
+    decided: only a detection is). The profile is for people and the link page; a failure here
+    must not fail the customer's turn, so it is logged and the turn goes on."""
+    try:
+        await run_store(remember_language, customer_key, language)
+    except (SQLAlchemyError, ValueError):
+        logger.exception("could not record the language of %s", mask_identifier(customer_key))

@@ -21,7 +21,7 @@ from bot.opt_out_link.routes import is_cross_site
 from bot.opt_out_link.settings import LinkSettings
 from bot.opt_out_link.texts import texts_for
 from bot.opt_out_link.token import LinkClaim, csrf_value, issue
-from bot.store.customers import profile
+from bot.store.customers import profile, remember_language
 from bot.store.identifiers import parse_human
 from bot.store.identities import ensure, identify
 from bot.store.timestamps import now
@@ -103,6 +103,27 @@ async def test_confirming_on_the_page_writes_opt_out_with_source_link(app: Sanic
     assert (tag["name"], tag["source"], tag["message_id"]) == ("OPT_OUT", "link", f"wamid.{PHONE}")
     (event,) = history_of(PHONE)
     assert '"broadcast": "b-es"' in event["detail"] and '"template": "promo_offer"' in event["detail"]
+
+
+async def test_the_page_speaks_the_customers_language_and_the_opt_out_keeps_what_it_showed(
+    app: Sanic,
+) -> None:
+    ids = sent_broadcast(PHONE, language="en_US")  # an English template to a customer who writes German
+    with transaction() as conn:
+        assert remember_language(conn, PHONE, "de")
+    token = token_for(ids[PHONE])
+    shown = await get(app, token)
+    question = texts_for("de").question.format(business="Acme Store")
+    assert question in shown.text and 'lang="de"' in shown.text
+    await post(app, token, {"csrf": csrf_of(shown.text), "choice": "stop"})
+    (event,) = history_of(PHONE)
+    evidence = event["evidence"]
+    assert evidence["language"] == "de"
+    assert evidence["request"]["words"] == "opt-out link of broadcast b-es (template promo_offer)"
+    assert evidence["request"]["message_id"] == f"wamid.{PHONE}"
+    assert (evidence["question"]["response"], evidence["question"]["text"]) == ("opt_out_link_page", question)
+    assert evidence["question"]["buttons"] == [texts_for("de").confirm, texts_for("de").keep]
+    assert evidence["answer"]["words"] == texts_for("de").confirm
 
 
 async def test_confirming_twice_is_harmless_and_says_so(app: Sanic) -> None:

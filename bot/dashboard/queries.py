@@ -63,8 +63,9 @@ def customer_page(
     newest activity first. Identifiers recorded under a customer merged into another count for
     the survivor (the list shows live customers only)."""
     c = customers.c
-    # Live customers only: a merged-away one is shown as part of the customer it was merged into.
-    conditions = [c.merged_into.is_(None)]
+    # Live customers only: a merged-away one is shown as part of the customer it was merged into;
+    # a forgotten one (`customers forget`) is nobody any more.
+    conditions = [c.merged_into.is_(None), c.erased_at.is_(None)]
     search = search.strip()
     if search:
         conditions.append(or_(*_matches(search)))

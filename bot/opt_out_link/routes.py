@@ -93,7 +93,7 @@ def add_routes(blueprint: Blueprint, settings: LinkSettings, business: str) -> N
             return _html(page.message_page(lang, texts.kept_title, texts.kept.format(business=business)))
         if target.opted_out_at is not None:
             return _already(texts, lang, business, target.opted_out_at)
-        await run_sync(store.opt_out, target)
+        await run_sync(store.opt_out, target, store.link_evidence(target, texts, lang, business))
         logger.info("opt-out through the link of broadcast %s", target.broadcast_id)
         return _html(page.message_page(lang, texts.done_title, texts.done.format(business=business)))
 

@@ -51,6 +51,7 @@ from bot.store.identifiers import (
     new_customer_key,
     parse_human,
 )
+from bot.store.keyed_hash import hash_of
 from bot.store.timestamps import now, to_db
 
 ACTIVE = "active"
@@ -384,6 +385,8 @@ def _insert_identity(
             "first_seen_at": at,
             "last_seen_at": at,
             "superseded_at": at if status == SUPERSEDED else None,
+            # Recorded with the identity, so that the suppression list can be matched in SQL.
+            "keyed_hash": hash_of(identifier),
         },
     )
 

@@ -45,9 +45,13 @@ from bot.whatsapp import inbox, signals
 from bot.whatsapp.cloud_api import NEEDS_PHONE_NUMBER, CloudApiClient, SendRejected
 from bot.whatsapp.config import WhatsAppConfig
 from bot.whatsapp.inbound import (
+    ButtonReply,
     InboundMessage,
+    ListReply,
     MalformedWebhook,
     OtherMessage,
+    QuickReply,
+    TextMessage,
     WebhookBatch,
     parse_webhook,
     split_by_number,
@@ -370,9 +374,12 @@ class WhatsAppInput(InputChannel):
 
 def message_metadata(message: InboundMessage) -> dict[str, Any]:
     """What actions can read from `tracker.latest_message['metadata']`: `identifier_kind` and
-    `identifier_value` name the identifier the message came under (for the consent history)."""
+    `identifier_value` name the identifier the message came under, `words` what the customer sent
+    as they sent it (typed text before any cleaning, or the title of the button they tapped), for
+    the consent history and its evidence (actions/evidence.py)."""
     preferred = message.sender.preferred
     return {
+        "words": words_of(message),
         "wa_id": message.wa_id,
         "user_id": message.sender.bsuid.value if message.sender.bsuid else None,
         "identifier_kind": preferred.kind,
@@ -385,3 +392,14 @@ def message_metadata(message: InboundMessage) -> dict[str, Any]:
         "timestamp": message.timestamp,
         "message_type": type(message).__name__,
     }
+
+
+def words_of(message: InboundMessage) -> str | None:
+    """The customer's own words, or the label of the button or quick reply they tapped."""
+    if isinstance(message, TextMessage):
+        return message.body
+    if isinstance(message, ButtonReply | ListReply):
+        return message.title
+    if isinstance(message, QuickReply):
+        return message.text or message.payload
+    return None
