@@ -39,6 +39,7 @@ BOT_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "opt_out_requests": ("SELECT", "INSERT", "UPDATE"),  # UPDATE resolves (the trigger allows no more)
     "broadcasts": ("SELECT", "INSERT", "UPDATE"),
     "broadcast_deliveries": ("SELECT", "INSERT", "UPDATE"),
+    "send_rate_buckets": ("SELECT", "INSERT", "UPDATE"),  # the shared send rate (bot/broadcast/pacing.py)
     TRACKER_EVENTS: ("SELECT", "INSERT"),
 }
 
