@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -267,18 +268,27 @@ def reconcile(conn: Connection, broadcast_id: str, lease: timedelta, at: datetim
 def _take(
     conn: Connection, broadcast_id: str, worker: str, limit: int, at: datetime, *where: ColumnElement
 ) -> int:
-    # SKIP LOCKED: a row another worker is claiming right now is left to it, not waited for; on
-    # SQLite (no row locks) the clause is not rendered and the single writer serialises claims.
     candidates = (
         select(_c.customer_id)
         .where(_c.broadcast_id == broadcast_id, *where)
         .order_by(_c.customer_id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
+    if conn.dialect.name == "postgresql":
+        # SKIP LOCKED: a row another worker is claiming right now is left to it, not waited for.
+        # The ids are read first and updated second: as a subquery of the UPDATE, PostgreSQL may
+        # run the LIMIT ... SKIP LOCKED select more than once and claim far more than `limit`.
+        ids = conn.execute(candidates.with_for_update(skip_locked=True)).scalars().all()
+        if not ids:
+            return 0
+        chosen: Any = ids
+    else:
+        # SQLite has one writer at a time: one UPDATE with its subquery claims atomically (a
+        # separate SELECT would run before the write lock and race the other workers).
+        chosen = candidates.scalar_subquery()
     return conn.execute(
         update(broadcast_deliveries)
-        .where(_c.broadcast_id == broadcast_id, _c.customer_id.in_(candidates), *where)
+        .where(_c.broadcast_id == broadcast_id, _c.customer_id.in_(chosen), *where)
         .values(state=CLAIMED, claimed_by=worker, claimed_at=to_db(at), updated_at=to_db(at))
         .execution_options(synchronize_session=False)
     ).rowcount
