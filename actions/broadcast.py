@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import run_store
 from actions.marketing import confirming_opt_out
-from bot.broadcast import deliveries, sending
+from bot.broadcast import BROADCAST_ID, deliveries, sending
 from bot.broadcast.deliveries import SENT
 from bot.broadcast.sending import Campaign, Ready
 from bot.masking import mask_identifier
@@ -41,8 +41,6 @@ from bot.whatsapp.cloud_api import CloudApiClient
 from bot.whatsapp.config import WhatsAppConfig
 
 logger = logging.getLogger(__name__)
-
-BROADCAST_ENTITY = "broadcast_id"
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,7 +75,7 @@ class ActionSendBroadcast(Action):
         return [*await self._run(tracker), FollowupAction("action_listen")]
 
     async def _run(self, tracker: Tracker) -> list[EventType]:
-        broadcast_id = next(tracker.get_latest_entity_values(BROADCAST_ENTITY), None)
+        broadcast_id = next(tracker.get_latest_entity_values(BROADCAST_ID), None)
         if not broadcast_id:
             logger.info("action_send_broadcast without a broadcast id: nothing to do")
             return []

@@ -7,6 +7,7 @@ body it accepted. Control routes let a test script failures (`to` matches either
 means "this message type needs a phone number" and, as at Meta, hits `recipient` sends only):
 
 - GET    /_fake/sent                      every accepted message, in order
+- GET    /_fake/count                     how many: {"sent": n} (cheap to poll during a benchmark)
 - DELETE /_fake/sent                      forget them (and any scripted failures)
 - POST   /_fake/fail  {"code": 130429, "status": 429, "times": 2, "to": "<wa_id>" (optional)}
          the next `times` sends (to that recipient) fail with that Graph API error
@@ -106,6 +107,9 @@ def build_app(state: FakeGraphState) -> web.Application:
     async def sent(_: web.Request) -> web.Response:
         return web.json_response(state.sent)
 
+    async def count(_: web.Request) -> web.Response:
+        return web.json_response({"sent": len(state.sent)})
+
     async def reset(_: web.Request) -> web.Response:
         state.sent.clear()
         state.failures.clear()
@@ -137,6 +141,7 @@ def build_app(state: FakeGraphState) -> web.Application:
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app.router.add_post("/{version}/{phone_number_id}/messages", messages)
     app.router.add_get("/_fake/sent", sent)
+    app.router.add_get("/_fake/count", count)
     app.router.add_delete("/_fake/sent", reset)
     app.router.add_post("/_fake/fail", fail)
     app.router.add_post("/_fake/hold", hold)

@@ -85,6 +85,17 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Received:
+    """A broadcast message a customer was sent."""
+
+    broadcast_id: str
+    template: str
+    wamid: str
+    sent_at: datetime
+    status: str | None  # the latest status webhook: sent, delivered, read, failed
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """The outcome of one delivery, to record. `state` PENDING hands it back unsent (throttled),
     to be claimed again from `retry_at` on."""
@@ -341,6 +352,25 @@ def finish_many(conn: Connection, broadcast_id: str, finished: Sequence[Finished
             for item in finished
         ],
     )
+
+
+def broadcast_of_message(conn: Connection, wamid: str) -> str | None:
+    """The broadcast whose template message this was (a reply quotes it as `context.id`)."""
+    return conn.execute(select(_c.broadcast_id).where(_c.wamid == wamid).limit(1)).scalar_one_or_none()
+
+
+def received_by(conn: Connection, customer_id: int) -> list[Received]:
+    """The broadcast messages the customer's family was sent, oldest first, each with its latest
+    delivery status (sent, delivered, read, failed) when WhatsApp reported one."""
+    statuses = message_statuses.c
+    rows = conn.execute(
+        select(_c.broadcast_id, _c.wamid, _c.updated_at, broadcasts.c.template, statuses.status)
+        .join(broadcasts, broadcasts.c.id == _c.broadcast_id)
+        .outerjoin(message_statuses, statuses.wamid == _c.wamid)
+        .where(_c.customer_id.in_(family_ids(conn, customer_id)), _c.state == SENT)
+        .order_by(_c.updated_at)
+    )
+    return [Received(r.broadcast_id, r.template, r.wamid, from_db(r.updated_at), r.status) for r in rows]
 
 
 def set_rate(conn: Connection, broadcast_id: str, rate: float) -> None:
