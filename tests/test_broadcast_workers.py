@@ -30,8 +30,8 @@ from bot.store.customers import ensure_customer
 from bot.store.identities import resolve
 from bot.store.opt_out_requests import request_opt_out
 from bot.store.tags import record_opt_out
-from bot.whatsapp import inbox
 from bot.whatsapp import meta_payloads as meta
+from bot.whatsapp import signals
 from bot.whatsapp.inbound import parse_webhook
 
 AT = datetime(2025, 3, 1, 10, 0, tzinfo=timezone.utc)
@@ -148,8 +148,7 @@ def test_a_worker_killed_mid_run_leaves_nobody_twice_and_nobody_out(store, fake_
     # WhatsApp took those 100: their `sent` statuses arrive, with the broadcast id.
     for message in fake_graph.state.sent:
         payload = meta.status(message["id"], message["body"]["to"], "sent", callback_data="b-1")
-        for update in parse_webhook(payload).statuses:
-            inbox.record_status(update)
+        signals.apply(parse_webhook(payload).statuses, [])
     finish(worker(store, fake_graph, "--lease", "0"))
     assert received(fake_graph) == Counter(numbers)
     assert states() == Counter({"sent": 300})
