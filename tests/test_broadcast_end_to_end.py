@@ -120,10 +120,19 @@ def test_a_broadcast_reaches_everyone_but_the_opted_out_and_only_once(bot, tmp_p
     assert (shown["sent"], shown["delivered"], shown["pending"]) == ("27", "1", "0")
     assert shown["skipped (opted out)"].startswith("3 (3 at selection")
 
-    # A tap on the template's quick reply starts the opt-out confirmation.
-    assert bot.post(meta.quick_reply(numbers[1], "STOP_PROMOTIONS", "Stop promotions")) == 200
+    # A reply quoting the template tells the conversation which campaign it is about; a tap on
+    # the template's quick reply (quoting it too) starts the opt-out confirmation.
+    template_id = next(m["id"] for m in bot.graph.state.sent if m["body"].get("to") == numbers[1])
+    assert bot.post(meta.text(numbers[1], "which shoes?", context_id=template_id)) == 200
+    tracker = rasa_api(bot, f"/conversations/{conversation(bot, numbers[1])}/tracker")
+    assert tracker["slots"]["broadcast_id"] == "e2e-all"
+    assert tracker["latest_message"]["metadata"]["broadcast_id"] == "e2e-all"
+    tap = meta.quick_reply(numbers[1], "STOP_PROMOTIONS", "Stop promotions", context_id=template_id)
+    assert bot.post(tap) == 200
     confirmation = bot.sent_to(numbers[1])[-1]
     assert "stop receiving marketing messages" in confirmation["interactive"]["body"]["text"]
+    other = rasa_api(bot, f"/conversations/{conversation(bot, numbers[2])}/tracker")
+    assert other["slots"]["broadcast_id"] is None  # no reply, no campaign
 
 
 def test_customers_who_opt_out_during_a_broadcast_get_nothing_after(bot, tmp_path):
