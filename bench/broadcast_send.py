@@ -106,7 +106,9 @@ def one_run(workdir: Path, count: int, rate: str, workers: int) -> dict[str, Any
     numbers = populate(url, count)
     opted_out = set(numbers[OPTED_OUT_SHARE - 1 :: OPTED_OUT_SHARE])
     sendable = [n for n in numbers if n not in opted_out]
-    late = sendable[len(sendable) // 2 :: LATE_SHARE]
+    # 1% of all customers, spread evenly over the second half of the send order.
+    second_half = sendable[len(sendable) // 2 :]
+    late = second_half[:: max(1, len(second_half) // (count // LATE_SHARE))][: count // LATE_SHARE]
     port = free_port()
     env = {
         **os.environ,
