@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from actions.language import broadcast_update
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.language import ValidateSlotMappings, broadcast_update
+from bot import PROJECT_ROOT
 from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience
 from bot.broadcast.deliveries import Received
@@ -69,3 +75,12 @@ def test_the_conversation_view_puts_broadcasts_between_rasas_events(sqlite_url):
     assert lines[1].detail == "broadcast message, sent"
     read = Received("b-2", "promo_offer", "wamid.X", AT, "read")
     assert with_broadcasts([], [read])[0].detail == "broadcast message, read"
+
+
+async def test_action_validate_slot_mappings_sets_the_slot_from_the_metadata():
+    """rasa-sdk's own ValidationAction run, with the slots as domain.yml declares them."""
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    latest = {"text": "which shoes?", "metadata": {"broadcast_id": "b-1"}, "intent": {}, "entities": []}
+    tracker = Tracker("c_1", {}, latest, [], False, None, {}, "action_listen")
+    events = await ValidateSlotMappings().run(CollectingDispatcher(), tracker, domain)
+    assert SlotSet("broadcast_id", "b-1") in events
