@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.broadcast import deliveries, rate
 from bot.broadcast.audience import PENDING
 from bot.broadcast.deliveries import Broadcast
@@ -43,7 +46,8 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 50
 LANES = 4
 LEASE = timedelta(seconds=30)
-IDLE_POLL = 0.5  # seconds between looks when the rest is claimed by others or waiting for a retry
+IDLE_POLL = 0.5
+MAX_DB_FAILURES = 10  # in a row: the database is down, not busy  # seconds between looks when the rest is claimed by others or waiting for a retry
 
 
 def batch_size(send_rate: float) -> int:
@@ -145,21 +149,48 @@ async def _lane(
     send_rate: float,
     tally: Tally,
 ) -> None:
-    broadcast_id = campaign.broadcast.id
     size = batch_size(send_rate)
+    failures = 0
     while True:
-        wait = await _store(rate.reserve, settings.phone_number_id, send_rate, size, time.time())
-        if wait > 0:
-            await asyncio.sleep(wait)
-        ready = await _store(_claim_and_prepare, campaign, name, size, tally)
-        if ready is None:
-            left = await _store(_work_left, broadcast_id)
-            if left is None:
-                return
-            await asyncio.sleep(min(settings.idle_poll, max(0.0, left)))
+        try:
+            more, size = await _batch(campaign, client, settings, name, send_rate, size, tally)
+            failures = 0
+        except SQLAlchemyError:
+            # SQLite busy past its timeout on a loaded machine, a PostgreSQL failover: the failed
+            # transaction rolled back (an unsent claim is pending again; a batch whose outcomes
+            # were lost stays in `sending`, never resent). Try again, unless it keeps failing.
+            failures += 1
+            if failures >= MAX_DB_FAILURES:
+                raise
+            logger.exception("broadcast %s: database error, retrying (%d)", campaign.broadcast.id, failures)
+            await asyncio.sleep(settings.idle_poll * failures)
             continue
-        if not ready:
-            continue
+        if not more:
+            return
+
+
+async def _batch(
+    campaign: Campaign,
+    client: CloudApiClient,
+    settings: WorkerSettings,
+    name: str,
+    send_rate: float,
+    size: int,
+    tally: Tally,
+) -> tuple[bool, int]:
+    """One batch: whether there may be more, and the batch size from now on."""
+    broadcast_id = campaign.broadcast.id
+    wait = await _store(rate.reserve, settings.phone_number_id, send_rate, size, time.time())
+    if wait > 0:
+        await asyncio.sleep(wait)
+    ready = await _store(_claim_and_prepare, campaign, name, size, tally)
+    if ready is None:
+        left = await _store(_work_left, broadcast_id)
+        if left is None:
+            return False, size
+        await asyncio.sleep(min(settings.idle_poll, max(0.0, left)))
+        return True, size
+    if ready:
         finished = await asyncio.gather(*(send(client, item) for item in ready))
         results = list(zip(ready, finished, strict=True))
         await _store(record, broadcast_id, results, now())
@@ -170,6 +201,7 @@ async def _lane(
                 "broadcast %s: WhatsApp throttled the number; rate now %.1f/s", broadcast_id, lowered
             )
             size = batch_size(lowered)
+    return True, size
 
 
 def _claim_and_prepare(
@@ -181,11 +213,11 @@ def _claim_and_prepare(
     if not claimed:
         return None
     ready = prepare(conn, campaign, claimed, at)
-    tally.skipped += sum(1 for _ in claimed) - len(ready)
+    tally.skipped += len(claimed) - len(ready)
     return ready
 
 
-def _work_left(conn: Any, broadcast_id: str) -> float | None:
+def _work_left(conn: Connection, broadcast_id: str) -> float | None:
     """None when nothing is pending; else seconds until something may be claimable (a pair-limit
     retry, or rows another worker is claiming right now)."""
     if deliveries.state_counts(conn, broadcast_id)[PENDING] == 0:

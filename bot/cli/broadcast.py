@@ -347,7 +347,10 @@ def _worker(args: argparse.Namespace) -> int:
 
     async def work() -> None:
         try:
-            await serve(client, settings, link, only=args.worker_broadcast, until_done=args.until_done)
+            tally = await serve(
+                client, settings, link, only=args.worker_broadcast, until_done=args.until_done
+            )
+            logging.getLogger(__name__).info("worker %s done: %s", settings.name, tally)
         finally:
             await client.close()
 
