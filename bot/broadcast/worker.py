@@ -124,7 +124,7 @@ async def serve(
     own stored rate; wait for more when there is none, or return when `until_done`."""
     total = Tally()
     while True:
-        ids = await _store(lambda conn: deliveries.active_broadcasts(conn))
+        ids = await _store(deliveries.active_broadcasts)
         if only is not None:
             ids = [i for i in ids if i == only]
         for broadcast_id in ids:
