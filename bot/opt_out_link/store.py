@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.consent import OPT_OUT
 from bot.db import transaction
 from bot.opt_out_link.token import LinkClaim
-from bot.schema import broadcast_deliveries, broadcasts, tags
+from bot.schema import broadcast_deliveries, broadcasts, customers, tags
 from bot.store.identities import family_ids, live
 from bot.store.tags import record_opt_out
 from bot.store.timestamps import from_db, now
@@ -21,7 +21,7 @@ LINK_SOURCE = "link"
 
 @dataclass(frozen=True, slots=True)
 class LinkTarget:
-    customer_key: str  # the live customer (the token names the row the broadcast was sent to)
+    customer_key: str  # the live customer: the token's customer, or the one it was merged into
     broadcast_id: str
     template: str
     language: str  # the template's language code: the page speaks it
@@ -30,23 +30,34 @@ class LinkTarget:
 
 
 def link_target(claim: LinkClaim) -> LinkTarget | None:
-    """None unless this broadcast was addressed to this customer: a genuine token for a pair we
-    have no delivery of (another installation's secret reused, a database restored from before the
-    broadcast) names nobody we may opt out."""
+    """None unless this broadcast was addressed to this customer's family: a genuine token for a
+    pair we have no delivery of (another installation's secret reused, a database restored from
+    before the broadcast) names nobody we may opt out.
+
+    The token names the customer as they were when the message went out; merges since then (or
+    between selection and sending: the delivery row keeps the customer selected, the token the live
+    one) make them part of a family, and the family is who opts out (bot.consent reads it whole)."""
     with transaction() as conn:
+        exists = conn.execute(
+            select(customers.c.id).where(customers.c.id == claim.customer_id)
+        ).scalar_one_or_none()
+        if exists is None:
+            return None
+        customer = live(conn, claim.customer_id)
+        family = family_ids(conn, customer.id)
         d, b = broadcast_deliveries.c, broadcasts.c
         row = conn.execute(
-            select(d.customer_id, d.wamid, b.template, b.language)
+            select(d.wamid, b.template, b.language)
             .join(broadcasts, b.id == d.broadcast_id)
-            .where(d.broadcast_id == claim.broadcast_id, d.customer_id == claim.customer_id)
+            .where(d.broadcast_id == claim.broadcast_id, d.customer_id.in_(family))
+            # Two members may each have had a delivery before their merge: the one sent counts.
+            .order_by(d.wamid.is_(None), d.customer_id)
+            .limit(1)
         ).one_or_none()
         if row is None:
             return None
-        customer = live(conn, row.customer_id)
         opted_out_at = conn.execute(
-            select(func.min(tags.c.added_at)).where(
-                tags.c.customer_id.in_(family_ids(conn, customer.id)), tags.c.name == OPT_OUT
-            )
+            select(func.min(tags.c.added_at)).where(tags.c.customer_id.in_(family), tags.c.name == OPT_OUT)
         ).scalar_one_or_none()
     return LinkTarget(
         customer_key=customer.key,
