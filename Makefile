@@ -14,7 +14,8 @@ export ACTIONS_PORT ?= 5055
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL   := 2
 
-.PHONY: help run test lint unit validate story-test train migrate install eval eval-cv eval-dev bench lock clean
+.PHONY: help run test lint unit validate story-test train migrate install eval eval-cv eval-dev bench bench-turn \
+	bench-status bench-send lock clean
 
 help:
 	@echo "make run    start the bot: action server + Rasa server with the WhatsApp channel"
@@ -25,6 +26,9 @@ help:
 	@echo "            then language detection per language (results/language_eval.json)"
 	@echo "make eval-dev  the same on the DEV sets (tuned against); make eval-cv  cross-validation only"
 	@echo "make bench  benchmarks (webhook vs REST channel, NLU eval, ...)"
+	@echo "make bench-turn    where a Rasa turn's CPU goes (py-spy profile of the opt-out flow)"
+	@echo "make bench-status  status webhooks/s and latency at 3x a broadcast's send rate"
+	@echo "make bench-send    broadcast workers: messages/s (unlimited, 1 and 2 workers; --rate 80)"
 	@echo "make lock   re-resolve requirements.in into requirements.lock"
 
 # --- setup: each step runs only when its inputs changed ------------------------------------
@@ -86,7 +90,20 @@ eval-dev: install
 bench: eval train
 	$(PY) -m bench.webhook_vs_rest --model $(MODEL)
 	$(PY) -m bench.broadcast
+	$(PY) -m bench.broadcast_send --json results/broadcast_send.json
 	$(PY) -m bench.load --model $(MODEL)
+	$(PY) -m bench.status_webhooks --model $(MODEL)
+	$(PY) -m bench.turn_profile --model $(MODEL)
+
+bench-turn: install train
+	$(PY) -m bench.turn_profile --model $(MODEL) --json results/turn_profile.json
+
+# SEND_RATE: the broadcast send rate to check against (status webhooks are offered at 3x).
+bench-send: migrate
+	$(PY) -m bench.broadcast_send --json results/broadcast_send.json
+
+bench-status: install train
+	$(PY) -m bench.status_webhooks --model $(MODEL) --send-rate $(or $(SEND_RATE),80) --json results/status_webhooks.json
 
 lock:
 	rm -rf /tmp/lock-venv && $$(scripts/find-python3.10) -m venv /tmp/lock-venv

@@ -18,6 +18,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import run_store
+from bot.broadcast import BROADCAST_ID
 from bot.language.detect import detect
 from bot.masking import mask_identifier
 from bot.store.customers import remember_language
@@ -49,8 +50,15 @@ def language_update(message: dict[str, Any], known: str | None, allowed: list[st
     return {SLOT: language}
 
 
+def broadcast_update(message: dict[str, Any]) -> dict[str, Any]:
+    """Pure: a reply to a broadcast sets the slot `broadcast_id` to it; other messages keep it."""
+    broadcast_id = (message.get("metadata") or {}).get(BROADCAST_ID)
+    return {BROADCAST_ID: broadcast_id} if broadcast_id else {}
+
+
 class ValidateSlotMappings(ValidationAction):
-    """`action_validate_slot_mappings`: fills the custom-mapped slot `language`."""
+    """`action_validate_slot_mappings`: fills the custom-mapped slots `language` and
+    `broadcast_id` (the campaign the customer's latest reply to a broadcast was about)."""
 
     async def extract_language(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -60,6 +68,18 @@ class ValidateSlotMappings(ValidationAction):
         if language is not None:
             await _remember(tracker.sender_id, language)
         return language_update(tracker.latest_message, tracker.get_slot(SLOT), allowed)
+
+    async def extract_broadcast_id(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        # The channel names the broadcast a reply quotes (bot/whatsapp/channel.py); this action
+        # already runs after every customer message, so the slot costs no call of its own.
+        return broadcast_update(tracker.latest_message)
+
+    def validate_broadcast_id(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return {BROADCAST_ID: value}
 
     def validate_language(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -151,6 +151,16 @@ def customer_may_receive_marketing(conn: Connection, customer_id: int) -> bool:
     )
 
 
+def customers_allowed_marketing(conn: Connection, live_customer_ids: Iterable[int]) -> set[int]:
+    """The rule for many live customers at once (a broadcast batch): those marketing may reach."""
+    rows = conn.execute(
+        select(customers.c.id).where(
+            customers.c.id.in_(list(live_customer_ids)), marketing_allowed_clause(customers)
+        )
+    )
+    return {row.id for row in rows}
+
+
 def may_send_marketing(conn: Connection, who: str) -> bool:
     """`who`: a customer key, phone number, BSUID or parent BSUID. ValueError for anything else
     rather than guess; an identifier nobody has is allowed unless it is on the suppression list

@@ -44,6 +44,7 @@ BOT_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "suppressions": ("SELECT",),
     "broadcasts": ("SELECT", "INSERT", "UPDATE"),
     "broadcast_deliveries": ("SELECT", "INSERT", "UPDATE"),
+    "send_rate_buckets": ("SELECT", "INSERT", "UPDATE"),  # the shared send rate (bot/broadcast/pacing.py)
     TRACKER_EVENTS: ("SELECT", "INSERT"),
 }
 

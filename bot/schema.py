@@ -259,8 +259,11 @@ broadcasts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# One row per customer a broadcast may reach. state: pending -> sending (claimed by the action,
-# at most once) -> sent | skipped_opted_out | failed. A row left in `sending` is never sent again.
+# One row per customer a broadcast may reach. state: pending -> claimed (a worker's lease:
+# `claimed_by`, `claimed_at`; nothing sent yet, taken over once the lease runs out) -> sending (the
+# request may have left) -> sent | skipped_opted_out | failed. A row left in `sending` is never
+# sent again blindly (bot/broadcast/deliveries.py). `attempts` and `retry_at`: WhatsApp's
+# per-customer pair limit (131056) made this delivery wait.
 broadcast_deliveries = Table(
     "broadcast_deliveries",
     metadata,
@@ -272,6 +275,26 @@ broadcast_deliveries = Table(
     Column("error_code", Integer),
     Column("error_title", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_by", String(96)),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("retry_at", DateTime(timezone=True)),
     UniqueConstraint("broadcast_id", "customer_id", name="uq_broadcast_deliveries_customer"),
     Index("ix_broadcast_deliveries_key", "broadcast_id", "customer_key", unique=True),
+    Index("ix_broadcast_deliveries_claim", "broadcast_id", "state", "customer_id"),
+    Index("ix_broadcast_deliveries_wamid", "wamid"),
+)
+
+# One token bucket per business phone number, shared by every broadcast worker on every host
+# (bot/broadcast/pacing.py): WhatsApp's throughput limit (130429) is per number. Times are Unix
+# seconds as floats, because the bucket is arithmetic on them. `ceiling`: the rate WhatsApp's
+# last 130429 pushed every worker down to, since `lowered_at`.
+send_rate_buckets = Table(
+    "send_rate_buckets",
+    metadata,
+    Column("phone_number_id", String(64), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("ceiling", Float),
+    Column("lowered_at", Float),
 )

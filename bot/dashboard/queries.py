@@ -25,6 +25,7 @@ from bot.schema import (
     message_statuses,
     tags,
 )
+from bot.store.identities import resolve
 from bot.store.timestamps import from_db
 
 PAGE_SIZE = 50
@@ -239,6 +240,12 @@ def delivery_records(conn: Connection, key: str, wa_id: str | None, limit: int =
         )
     ]
     return sorted(records, key=lambda record: record.at)[-limit:]
+
+
+def broadcasts_received(conn: Connection, key: str) -> list[deliveries.Received]:
+    """The broadcast messages the customer (by key) was sent, for the conversation view."""
+    customer = resolve(conn, key)
+    return [] if customer is None else deliveries.received_by(conn, customer.id)
 
 
 def broadcast_reports(conn: Connection, limit: int = 50) -> list[tuple[Broadcast, Report]]:
