@@ -190,7 +190,16 @@ def plainly_yes(text: str, words: frozenset[str] | None = None) -> bool:
         return False
     tokens = answer_tokens(text)
     allowed = yes_words() if words is None else words
-    return bool(tokens) and all(token in allowed for token in tokens)
+    return bool(tokens) and all(token in allowed or _unstretched(token) in allowed for token in tokens)
+
+
+def _unstretched(token: str) -> str:
+    """A word with each run of a repeated letter cut to one ("siii" -> "si", "yesss" -> "yes",
+    "stoppp" -> "stop"): customers stretch a yes. A stretched "no" ("nooo" -> "no") stays off the
+    list, since no negation is on it; nor does a run of one letter ("kkkk", Portuguese laughter,
+    is not "k" for ok)."""
+    short = re.sub(r"(\w)\1+", r"\1", token)
+    return short if len(short) >= 2 else token
 
 
 def answer_tokens(text: str) -> list[str]:

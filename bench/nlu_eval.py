@@ -67,8 +67,8 @@ RECALL_TARGET = 0.98
 FPR_TARGET = 0.03
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_HOLDOUT = PROJECT_ROOT / "bench" / "data" / "opt_out_holdout_v2.yml"
-DEFAULT_CONFIRMATION = PROJECT_ROOT / "bench" / "data" / "confirmation_answers_holdout_v2.yml"
+DEFAULT_HOLDOUT = PROJECT_ROOT / "bench" / "data" / "opt_out_holdout_v4.yml"
+DEFAULT_CONFIRMATION = PROJECT_ROOT / "bench" / "data" / "confirmation_answers_holdout_v4.yml"
 DEFAULT_CV_OUT = PROJECT_ROOT / "results" / "cross_validation"
 CV_FOLDS = 5
 
