@@ -25,7 +25,7 @@ from bot.broadcast.rate import (
 from bot.broadcast.report import ReportRow, aggregate, format_report
 from bot.broadcast.template import STOP_PAYLOAD, buttons_of, template_message
 from bot.broadcast.worker import batch_size
-from bot.cli.broadcast import _line
+from bot.cli.broadcast import _line, default_workers
 from bot.store.customer_import import Problem
 from bot.whatsapp.rasa_input import QuickReplyTable
 
@@ -256,3 +256,9 @@ def test_the_report_text_names_every_count():
         "pending:      0",
     ]:
         assert expected in text
+
+
+def test_workers_default_to_the_cores_except_on_sqlite():
+    assert default_workers("sqlite:///var/bot.sqlite3", 8) == 1
+    assert default_workers("postgresql://bot@db/bot", 8) == 8
+    assert default_workers("postgresql://bot@db/bot", None) == 1

@@ -23,7 +23,7 @@ from bot.broadcast.deliveries import CLAIMED, FAILED, SENDING, SENT, SKIPPED_OPT
 from bot.broadcast.rate import DEFAULT_RATE, UNLIMITED
 from bot.broadcast.report import aggregate, format_report, load_rows
 from bot.broadcast.worker import LANES, LEASE, WorkerSettings, serve
-from bot.db import transaction
+from bot.db import database_url, transaction
 from bot.opt_out_link.settings import LinkSettings
 from bot.store.tags import normalise_tag_name
 from bot.store.timestamps import now
@@ -98,9 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         choices=range(1, 65),
-        default=os.cpu_count() or 1,
         metavar="N",
-        help="worker processes on this machine, 1-64 (default: the number of cores)",
+        help="worker processes on this machine, 1-64 (default: the number of cores on PostgreSQL,"
+        " 1 on SQLite)",
     )
     parser.add_argument(
         "--concurrency",
@@ -253,6 +253,14 @@ def _resume(broadcast: deliveries.Broadcast, args: argparse.Namespace, audience:
     return _send(broadcast, args.rate or broadcast.rate, args)
 
 
+def default_workers(url: str, cores: int | None) -> int:
+    """One worker per core, except on SQLite: there every worker is one more writer on a single
+    file lock, and two of them already starved the webhook's writes in the benchmark (README)."""
+    if url.startswith("sqlite"):
+        return 1
+    return cores or 1
+
+
 def _send(broadcast: deliveries.Broadcast, rate: float, args: argparse.Namespace) -> int:
     if not WhatsAppConfig.load({}).can_send:
         return _fail(
@@ -266,7 +274,8 @@ def _send(broadcast: deliveries.Broadcast, rate: float, args: argparse.Namespace
         sys.executable, "-m", "bot", "broadcast", "worker", "--id", broadcast.id, "--until-done",
         "--lanes", str(args.concurrency), "--log-level", "warning",
     ]  # fmt: skip
-    workers = [subprocess.Popen(command) for _ in range(args.workers)]
+    count = args.workers or default_workers(database_url(), os.cpu_count())
+    workers = [subprocess.Popen(command) for _ in range(count)]
     started = time.monotonic()
     to_attempt = before[PENDING] + before[CLAIMED]
     try:
