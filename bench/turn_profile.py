@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.broadcast import cpu_seconds
+from bench.stats import cpu_seconds
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER, sign
 from tests.rasa_servers import APP_SECRET, RunningBot, start_bot
