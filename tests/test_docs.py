@@ -58,7 +58,7 @@ SHELL_PLACEHOLDERS = {"WABA_ID"}
 EXTERNAL_PROGRAMS = {"curl", "npm"}
 
 COMMAND_START = re.compile(
-    r"^(?:[A-Z_]+=\S+ )*(?:nice -n \d+ )?(?:make|(?:\.venv/bin/)?python|(?:\.venv/bin/)?rasa) "
+    r"^(?:[A-Z_]+=\S+ )*(?:nice -n \d+ )?(?:make|(?:\.venv/bin/)?(?:python|rasa|pytest)) "
 )
 ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 
