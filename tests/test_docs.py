@@ -251,6 +251,31 @@ def test_every_command_in_the_docs_exists_with_its_flags() -> None:
     assert not problems, "\n".join(problems)
 
 
+def all_help() -> Iterator[str]:
+    """The help of every parser a shown command can reach: ours, the benchmarks' and Rasa's."""
+    modules = ["bot", "bot.dashboard", "bot.action_server"]
+    modules += [f"bench.{p.stem}" for p in (ROOT / "bench").glob("*.py") if "def main(" in p.read_text()]
+    stack = [module_parser(m) for m in modules] + [rasa_parser()]
+    while stack:
+        parser = stack.pop()
+        yield parser.format_help()
+        action = subparsers_of(parser)
+        if action is not None:
+            stack.extend(action.choices.values())
+
+
+def test_every_flag_named_in_prose_exists() -> None:
+    """`--lease`, `--workers N` on their own in a sentence: some command of ours or Rasa's takes it."""
+    helps = "\n".join(all_help())
+    problems = []
+    for page in pages():
+        for span in page.spans:
+            flag = re.fullmatch(r"(--[a-z][\w-]*|-[a-zA-Z]{1,2})(?:[ =]\S+)?", span)  # not `-wal` (SQLite)
+            if flag and not re.search(rf"(?<![\w-]){re.escape(flag.group(1))}(?![\w-])", helps):
+                problems.append(f"{page.name}: {span}: no command takes {flag.group(1)}")
+    assert not problems, "\n".join(problems)
+
+
 def test_the_check_catches_a_wrong_flag_subcommand_and_target() -> None:
     assert command_problems(shlex.split("python -m bot customers show 1650 --no-such-flag"))
     assert command_problems(shlex.split("python -m bot customers no-such-action"))
