@@ -14,12 +14,13 @@ export ACTIONS_PORT ?= 5055
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL   := 2
 
-.PHONY: help run test lint unit validate story-test train migrate install eval eval-cv eval-dev bench bench-turn \
+.PHONY: help run test fast lint unit validate story-test train migrate install eval eval-cv eval-dev bench bench-turn \
 	bench-status bench-send lock clean
 
 help:
 	@echo "make run    start the bot: action server + Rasa server with the WhatsApp channel"
 	@echo "make test   lint, unit and integration tests, data validation, test stories"
+	@echo "make fast   lint + the tests that need no trained model and no server process (under a minute)"
 	@echo "make train  (re)train the model when data, config or domain changed"
 	@echo "make eval   opt-out recognition and confirmation answers on the held-out sets (vs the"
 	@echo "            keyword baseline) + 5-fold cross-validation; writes results/nlu_eval.json;"
@@ -54,6 +55,11 @@ run: migrate train
 	$(PY) -m bot run --model $(MODEL)
 
 test: lint validate unit story-test
+
+# The quick check while editing: no training, no Rasa/PostgreSQL/Redis/Chromium/worker processes
+# (tests marked `servers` in tests/conftest.py). `make test` stays the whole suite.
+fast: lint
+	$(VENV)/bin/pytest -m "not servers" -q
 
 lint: install
 	$(VENV)/bin/ruff check .

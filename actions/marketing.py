@@ -26,17 +26,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import run_store
 from bot import consent
+from bot.contract import ActionName, Entity, Form, Response, Slot
 from bot.masking import mask_identifier
 
 logger = logging.getLogger(__name__)
 
-SUPPRESSED_SLOT = "marketing_suppressed"
-OPT_OUT_FORM = "opt_out_form"
-
 
 def confirming_opt_out(tracker: Tracker) -> bool:
     """The customer asked to stop and has not answered "are you sure?" yet: no marketing now."""
-    return tracker.active_loop_name == OPT_OUT_FORM
+    return tracker.active_loop_name == Form.OPT_OUT
 
 
 class MarketingAction(Action, ABC):
@@ -50,7 +48,7 @@ class MarketingAction(Action, ABC):
         wa_id = tracker.sender_id
         if confirming_opt_out(tracker):
             logger.info("%s: %s is confirming an opt-out; not sent", self.playbook, mask_identifier(wa_id))
-            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: customer is confirming an opt-out")]
+            return [SlotSet(Slot.MARKETING_SUPPRESSED, f"{self.playbook}: customer is confirming an opt-out")]
         try:
             allowed = await run_store(consent.may_send_marketing, wa_id)
         except (SQLAlchemyError, ValueError):
@@ -58,10 +56,10 @@ class MarketingAction(Action, ABC):
             logger.exception(
                 "%s: cannot check consent of %s; not sent", self.playbook, mask_identifier(wa_id)
             )
-            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: consent could not be checked")]
+            return [SlotSet(Slot.MARKETING_SUPPRESSED, f"{self.playbook}: consent could not be checked")]
         if not allowed:
             logger.info("%s: %s opted out; not sent", self.playbook, mask_identifier(wa_id))
-            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: customer opted out")]
+            return [SlotSet(Slot.MARKETING_SUPPRESSED, f"{self.playbook}: customer opted out")]
         return await self.send(dispatcher, tracker, domain)
 
     @abstractmethod
@@ -77,12 +75,12 @@ class ActionAbandonedCartReminder(MarketingAction):
     playbook = "abandoned_cart"
 
     def name(self) -> str:
-        return "action_abandoned_cart_reminder"
+        return ActionName.ABANDONED_CART_REMINDER
 
     async def send(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        items = next(tracker.get_latest_entity_values("cart_items"), None)
+        items = next(tracker.get_latest_entity_values(Entity.CART_ITEMS), None)
         # The wording lives in domain.yml; this only fills {cart_items} when the shop sent none.
-        dispatcher.utter_message(response="utter_abandoned_cart", cart_items=items or "some items")
+        dispatcher.utter_message(response=Response.ABANDONED_CART, cart_items=items or "some items")
         return []

@@ -84,6 +84,12 @@ def redis_server() -> Iterator[RedisServer]:
         pytest.skip(f"Redis not found (apt-get install redis-server): {reason}")
 
 
+# Fixtures that start a server process: a test using any of them, or the PostgreSQL half of a
+# fixture parametrised over both databases (it asks for the server at run time), is not in
+# `make fast`. Tests that start processes of their own say so with `pytest.mark.servers`.
+SERVER_FIXTURES = {"postgres_server", "redis_server"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that starts the bot may wait STARTUP_TIMEOUT for Rasa to load its model (minutes on a
     busy shared machine), more than the suite's 300 s per test: its own timeout leaves room for
@@ -93,3 +99,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("rasa") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(STARTUP_TIMEOUT + 300))
+        if _starts_a_server(item):
+            item.add_marker(pytest.mark.servers)
+
+
+def _starts_a_server(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return bool(
+        item.get_closest_marker("rasa")
+        or SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        or (callspec and "postgresql" in callspec.params.values())
+    )

@@ -38,6 +38,8 @@ AT = datetime(2025, 3, 1, 10, 0, tzinfo=timezone.utc)
 PHONE_NUMBER_ID = "106540352242922"
 FIRST = 4916000000000
 
+pytestmark = pytest.mark.servers  # worker processes
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest) -> str:
