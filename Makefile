@@ -57,9 +57,10 @@ run: migrate train
 test: lint validate unit story-test
 
 # The quick check while editing: no training, no Rasa/PostgreSQL/Redis/Chromium/worker processes
-# (tests marked `servers` in tests/conftest.py). `make test` stays the whole suite.
+# (tests marked `servers`, see tests/conftest.py) and no long property-based runs (`slow`).
+# `make test` stays the whole suite.
 fast: lint
-	$(VENV)/bin/pytest -m "not servers" -q
+	$(VENV)/bin/pytest -m "not servers and not slow" -q
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -12,8 +12,8 @@ the tracker store as `cls(host=<url:>, domain=..., event_broker=..., **<other ke
 store as `cls(endpoint_config=...)`, in `rasa run`, `rasa shell`, `rasa interactive` and
 `rasa export` alike (`rasa test core` keeps its trackers in memory and reads no stores). The agent
 then wraps the tracker store in a FailSafeTrackerStore, which turns a failed read into an empty
-conversation and a failed write into one kept in memory; `bot.contract.watch_turn` lets the WhatsApp channel see
-such a failure and have WhatsApp retry the message instead.
+conversation and a failed write into one kept in memory; `bot.contract.watch_turn` lets the
+WhatsApp channel see such a failure and have WhatsApp retry the message instead.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,12 +21,24 @@ from tests.servers import redis_server as start_redis_server
 os.environ.setdefault("ACTION_SERVER_TOKEN", "tests-action-server-token")
 
 
-@pytest.fixture
-def sqlite_url(tmp_path, monkeypatch) -> str:
-    """A fresh, migrated SQLite database that DATABASE_URL points at."""
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    monkeypatch.setenv("DATABASE_URL", url)
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database migrated to head once per session: running the migrations took most of
+    a store test's time, and a copy of the file is the same database."""
+    path = tmp_path_factory.mktemp("migrated") / "bot.sqlite3"
+    url = f"sqlite:///{path}"
     upgrade(url)
+    engine_for(url).dispose()  # the last connection closed: everything is in the file itself
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, monkeypatch, migrated_sqlite: Path) -> str:
+    """A fresh, migrated SQLite database that DATABASE_URL points at."""
+    path = tmp_path / "bot.sqlite3"
+    shutil.copy(migrated_sqlite, path)
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv("DATABASE_URL", url)
     return url
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from actions.customer import optout_source
 from actions.opt_out import confirmation_answer
+from bot.contract import Metadata
 
 
 @pytest.mark.parametrize(
@@ -34,15 +35,24 @@ def test_the_second_unclear_answer_ends_the_confirmation_undecided():
     }
 
 
-def user(intent: str, message_type: str | None) -> dict:
-    metadata = {"message_type": message_type} if message_type else {}
+def user(intent: str, kind: str | None, key: str = Metadata.MESSAGE_KIND) -> dict:
+    metadata = {key: kind} if kind else {}
     return {"event": "user", "parse_data": {"intent": {"name": intent}}, "metadata": metadata}
 
 
 @pytest.mark.parametrize(
-    ("message_type", "source"),
-    [("QuickReply", "template"), ("ButtonReply", "button"), ("TextMessage", "text"), (None, "text")],
+    ("kind", "key", "source"),
+    [
+        ("quick_reply", Metadata.MESSAGE_KIND, "template"),
+        ("button", Metadata.MESSAGE_KIND, "button"),
+        ("list", Metadata.MESSAGE_KIND, "button"),
+        ("text", Metadata.MESSAGE_KIND, "text"),
+        (None, Metadata.MESSAGE_KIND, "text"),
+        # a request made before the channel wrote `message_kind`, confirmed after the upgrade
+        ("QuickReply", "message_type", "template"),
+        ("ButtonReply", "message_type", "button"),
+    ],
 )
-def test_the_source_is_how_the_customer_asked_to_stop(message_type, source):
-    events = [user("greet", "TextMessage"), user("opt_out", message_type), user("affirm", "ButtonReply")]
+def test_the_source_is_how_the_customer_asked_to_stop(kind, key, source):
+    events = [user("greet", "text"), user("opt_out", kind, key), user("affirm", "button")]
     assert optout_source(events) == source

@@ -177,7 +177,7 @@ async def test_the_playbook_guard_sends_nothing_while_the_customer_decides(sqlit
 
 
 def conversation(wa_id: str, intent: str, wamid: str, decision: str | None = None) -> Tracker:
-    metadata = {"message_id": wamid, "message_type": "TextMessage"}
+    metadata = {"message_id": wamid, "message_kind": "text"}
     latest = {"intent": {"name": intent, "confidence": 0.99}, "metadata": metadata}
     events = [{"event": "user", "parse_data": {"intent": {"name": "opt_out"}}, "metadata": metadata}]
     return Tracker(wa_id, {"opt_out_decision": decision}, latest, events, False, None, {}, "opt_out_form")
