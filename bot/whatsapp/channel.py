@@ -87,7 +87,8 @@ class WhatsAppOutput(OutputChannel):
 
     async def _send(self, recipient_id: str, bodies: list[dict[str, Any]]) -> None:
         """`recipient_id` is Rasa's sender id: the customer key (or any identifier of theirs)."""
-        if self.client is None:
+        client = self.client
+        if client is None:
             logger.error("cannot send to WhatsApp: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
             return
         if tracker_store_failed():
@@ -100,12 +101,11 @@ class WhatsAppOutput(OutputChannel):
             )
             return
         for body in bodies:
-            await self._send_one(recipient_id, addressed(body, address))
+            await self._send_one(client, recipient_id, addressed(body, address))
 
-    async def _send_one(self, recipient_id: str, body: dict[str, Any]) -> None:
-        assert self.client is not None
+    async def _send_one(self, client: CloudApiClient, recipient_id: str, body: dict[str, Any]) -> None:
         try:
-            await self.client.send(body)
+            await client.send(body)
         except SendRejected as error:
             if error.code != NEEDS_PHONE_NUMBER or "recipient" not in body:
                 raise
@@ -118,7 +118,7 @@ class WhatsAppOutput(OutputChannel):
                     mask_identifier(str(body["recipient"])),
                 )
                 return
-            await self.client.send(addressed(body, Address("to", phone)))
+            await client.send(addressed(body, Address("to", phone)))
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self._send(recipient_id, text_messages(recipient_id, text))
