@@ -1,6 +1,6 @@
 """Marketing playbooks: messages the business starts, which an opted-out customer never gets.
 
-Every marketing action is a `MarketingAction`: its `run` asks `bot.consent.may_send_marketing`
+Every marketing action is a `MarketingAction`: its `run` asks `bot.store.marketing_consent.may_send_marketing`
 first and, for an opted-out customer (or one who asked to stop and has not confirmed, whether or not
 the confirmation is still running, or when consent cannot be checked), sends nothing and sets `marketing_suppressed` so the conversation shows why.
 Subclasses only say what to send.
@@ -25,9 +25,9 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import run_store
-from bot import consent
 from bot.contract import ActionName, Entity, Form, Response, Slot
 from bot.masking import mask_identifier
+from bot.store.marketing_consent import may_send_marketing
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class MarketingAction(Action, ABC):
             logger.info("%s: %s is confirming an opt-out; not sent", self.playbook, mask_identifier(wa_id))
             return [SlotSet(Slot.MARKETING_SUPPRESSED, f"{self.playbook}: customer is confirming an opt-out")]
         try:
-            allowed = await run_store(consent.may_send_marketing, wa_id)
+            allowed = await run_store(may_send_marketing, wa_id)
         except (SQLAlchemyError, ValueError):
             # Fail closed: marketing that cannot be checked is not sent.
             logger.exception(

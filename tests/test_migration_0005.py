@@ -9,12 +9,12 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from bot.consent import may_send_marketing
 from bot.db import engine_for, transaction
 from bot.migrations import alembic_config
 from bot.store.customers import profile
 from bot.store.identifiers import BSUID, Identifier, looks_like_new_key
 from bot.store.identities import address_of, identify, resolve
+from bot.store.marketing_consent import may_send_marketing
 
 ADA, BEN = "16505551234", "4915112345678"
 AT = "2026-05-01 10:00:00"

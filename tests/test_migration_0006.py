@@ -12,7 +12,6 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from bot.consent import may_send_marketing
 from bot.db import engine_for, transaction
 from bot.migrations import alembic_config
 from bot.store import erasure
@@ -20,6 +19,7 @@ from bot.store.customers import profile
 from bot.store.evidence import ConsentEvidence
 from bot.store.identifiers import PHONE, Identifier
 from bot.store.keyed_hash import hash_of
+from bot.store.marketing_consent import may_send_marketing
 from bot.store.tags import record_opt_out
 
 ADA, BEN = "16505551234", "4915112345678"
