@@ -62,10 +62,16 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
 
 
-@pytest.fixture(scope="session")
-def postgres_url(postgres_server: PostgresServer) -> str:
-    """A fresh, empty (unmigrated) database on the session's PostgreSQL server."""
-    return postgres_server.create_database()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> str:
+    """A fresh, empty (unmigrated) database that DATABASE_URL points at, on SQLite and on the
+    session's PostgreSQL: migration tests take it to the revision they start from."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

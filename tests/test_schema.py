@@ -124,7 +124,8 @@ def test_an_sqlite_database_migrated_to_head_matches_the_schema(tmp_path):
     assert _triggers(url, "SELECT name FROM sqlite_master WHERE type = 'trigger'") == SQLITE_TRIGGERS
 
 
-def test_a_postgresql_database_migrated_to_head_matches_the_schema(postgres_url):
+def test_a_postgresql_database_migrated_to_head_matches_the_schema(postgres_server):
+    postgres_url = postgres_server.create_database()
     upgrade(postgres_url)
     assert _differences(postgres_url) == []
     found = _triggers(postgres_url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
