@@ -78,12 +78,14 @@ class CloudApiClient:
         access_token: str,
         retry: RetryPolicy | None = None,
         timeout: float = 10.0,
+        connections: int = 100,
     ) -> None:
         self.messages_url = f"{api_url.rstrip('/')}/{phone_number_id}/messages"
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._retry = retry or RetryPolicy()
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 3.0))
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._connections = connections
 
     def _session(self) -> aiohttp.ClientSession:
         # A session is bound to the loop that made it; Rasa may run more than one loop over a
@@ -94,7 +96,7 @@ class CloudApiClient:
             session = aiohttp.ClientSession(
                 timeout=self._timeout,
                 headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=100),
+                connector=aiohttp.TCPConnector(limit=self._connections),
             )
             self._sessions[loop] = session
         return session
