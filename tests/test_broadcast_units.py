@@ -24,7 +24,7 @@ from bot.broadcast.rate import (
 )
 from bot.broadcast.report import ReportRow, aggregate, format_report
 from bot.broadcast.template import STOP_PAYLOAD, buttons_of, template_message
-from bot.broadcast.worker import MAX_BATCH, batch_size
+from bot.broadcast.worker import batch_size
 from bot.cli.broadcast import _line, default_workers
 from bot.store.customer_import import Problem
 from bot.whatsapp.rasa_input import QuickReplyTable
@@ -86,7 +86,7 @@ def test_a_bucket_needs_a_positive_rate():
 
 
 def test_batches_are_a_tenth_of_a_second_of_sends():
-    assert [batch_size(r) for r in (1, 80, 1000, UNLIMITED)] == [1, 8, 100, MAX_BATCH]
+    assert [batch_size(r) for r in (1, 80, 1000, UNLIMITED)] == [1, 8, 50, 50]
 
 
 # --- CSV audience ---

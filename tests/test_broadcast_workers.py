@@ -23,7 +23,6 @@ from sqlalchemy import select
 from bot import PROJECT_ROOT
 from bot.broadcast import deliveries, rate
 from bot.broadcast.audience import Audience
-from bot.broadcast.worker import MAX_BATCH
 from bot.db import transaction
 from bot.fake_graph_api import FakeGraphServer, ScriptedFailure
 from bot.schema import broadcast_deliveries
@@ -134,40 +133,40 @@ def test_opted_out_and_deciding_customers_are_never_sent_to(store, fake_graph):
 
 
 def test_a_worker_killed_mid_run_leaves_nobody_twice_and_nobody_out(store, fake_graph):
-    numbers = audience(3 * MAX_BATCH)
+    numbers = audience(300)
     fake_graph.state.sent.clear()
     hold(fake_graph, True)
     doomed = worker(store, fake_graph, "--lanes", "2")
-    # Two lanes, unlimited rate: two whole batches go out and wait for answers that never come.
-    while len(fake_graph.state.sent) < 2 * MAX_BATCH:
+    # Two lanes, unlimited rate: two batches of 50 go out and wait for answers that never come.
+    while len(fake_graph.state.sent) < 100:
         assert doomed.poll() is None, doomed.stderr.read() if doomed.stderr else ""
         time.sleep(0.05)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     hold(fake_graph, False)
-    assert states() == Counter({"sending": 2 * MAX_BATCH, "pending": MAX_BATCH})
+    assert states() == Counter({"sending": 100, "pending": 200})
     # WhatsApp took those 100: their `sent` statuses arrive, with the broadcast id.
     for message in fake_graph.state.sent:
         payload = meta.status(message["id"], message["body"]["to"], "sent", callback_data="b-1")
         signals.apply(parse_webhook(payload).statuses, [])
     finish(worker(store, fake_graph, "--lease", "0"))
     assert received(fake_graph) == Counter(numbers)
-    assert states() == Counter({"sent": 3 * MAX_BATCH})
+    assert states() == Counter({"sent": 300})
 
 
 def test_an_unanswered_send_without_a_status_is_not_resent(store, fake_graph):
-    audience(MAX_BATCH + 10)
+    audience(60)
     hold(fake_graph, True)
     doomed = worker(store, fake_graph, "--lanes", "1")
-    while len(fake_graph.state.sent) < MAX_BATCH:
+    while len(fake_graph.state.sent) < 50:
         assert doomed.poll() is None
         time.sleep(0.05)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     hold(fake_graph, False)
     finish(worker(store, fake_graph, "--lease", "0"))
-    assert sum(received(fake_graph).values()) == MAX_BATCH + 10  # a batch in doubt + 10 never claimed
-    assert states() == Counter({"sending": MAX_BATCH, "sent": 10})  # in doubt: reported as interrupted
+    assert sum(received(fake_graph).values()) == 60  # 50 in doubt + the 10 never claimed
+    assert states() == Counter({"sending": 50, "sent": 10})  # in doubt: reported as interrupted
 
 
 def test_throttling_lowers_the_shared_rate_for_every_worker(store, fake_graph):

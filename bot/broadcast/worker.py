@@ -43,10 +43,7 @@ from bot.whatsapp.cloud_api import CloudApiClient
 
 logger = logging.getLogger(__name__)
 
-# Unlimited: 100 a batch. A batch's fixed costs (the bucket, three commits, the thread hand-offs)
-# were about a fifth of a worker's CPU at 50 (README); the consent check still comes right before
-# the batch's sends.
-MAX_BATCH = 100
+MAX_BATCH = 50
 LANES = 4
 LEASE = timedelta(seconds=30)
 IDLE_POLL = 0.5  # seconds between looks when the rest is claimed by others or waiting for a retry

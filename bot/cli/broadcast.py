@@ -23,7 +23,7 @@ from bot.broadcast.audience import PENDING, Audience
 from bot.broadcast.deliveries import CLAIMED, FAILED, SENDING, SENT, SKIPPED_OPTED_OUT
 from bot.broadcast.rate import DEFAULT_RATE, UNLIMITED
 from bot.broadcast.report import aggregate, format_report, load_rows
-from bot.broadcast.worker import LANES, LEASE, MAX_BATCH, WorkerSettings, serve
+from bot.broadcast.worker import LANES, LEASE, WorkerSettings, serve
 from bot.db import database_url, transaction
 from bot.opt_out_link.settings import LinkSettings
 from bot.store.tags import normalise_tag_name
@@ -350,15 +350,8 @@ def _worker(args: argparse.Namespace) -> int:
         return _fail(f"opt-out link settings: {error}")
     # Throttling is the worker's to handle (shared rate, per-customer retry), not the client's:
     # one attempt, so a 130429 reaches the bucket at once instead of sleeping in one send.
-    # A connection for every request a worker may have in flight (its lanes' batches): a request
-    # of a batch in `sending` waiting for a free connection would count as in doubt if the worker
-    # died, though it never left.
     client = CloudApiClient(
-        config.api_url,
-        config.phone_number_id,
-        config.access_token,
-        retry=RetryPolicy(attempts=1),
-        connections=args.lanes * MAX_BATCH,
+        config.api_url, config.phone_number_id, config.access_token, retry=RetryPolicy(attempts=1)
     )
     settings = WorkerSettings(config.phone_number_id, lanes=args.lanes, lease=timedelta(seconds=args.lease))
 

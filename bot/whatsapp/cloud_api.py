@@ -78,14 +78,12 @@ class CloudApiClient:
         access_token: str,
         retry: RetryPolicy | None = None,
         timeout: float = 10.0,
-        connections: int = 100,
     ) -> None:
         self.messages_url = f"{api_url.rstrip('/')}/{phone_number_id}/messages"
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._retry = retry or RetryPolicy()
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 3.0))
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
-        self._connections = connections
 
     def _session(self) -> aiohttp.ClientSession:
         # A session is bound to the loop that made it; Rasa may run more than one loop over a
@@ -96,7 +94,7 @@ class CloudApiClient:
             session = aiohttp.ClientSession(
                 timeout=self._timeout,
                 headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=self._connections),
+                connector=aiohttp.TCPConnector(limit=100),
             )
             self._sessions[loop] = session
         return session
