@@ -107,7 +107,7 @@ def redis_server() -> Iterator[RedisServer]:
 # Fixtures that start a server process: a test using any of them, or the PostgreSQL half of a
 # fixture parametrised over both databases (it asks for the server at run time), is not in
 # `make fast`. Tests that start processes of their own say so with `pytest.mark.servers`.
-SERVER_FIXTURES = {"postgres_server", "redis_server"}
+SERVER_FIXTURES = {"postgres_server", "redis_server", "own_postgres"}  # own_postgres: test_rasa_stores.py
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
