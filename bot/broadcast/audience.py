@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnElement, FromClause, Insert
 
+from bot.broadcast.states import INITIAL
 from bot.consent import marketing_allowed_clause
 from bot.schema import broadcast_deliveries, customer_identities, customers, tags
 from bot.store.customer_import import USER_ID_COLUMN, Problem, parse_user_id
@@ -48,7 +49,6 @@ from bot.store.timestamps import to_db
 
 NUMBER_COLUMNS = ("wa_id", "phone")
 BATCH_SIZE = 10_000
-PENDING = "pending"
 
 # Lives only as long as the database connection and is seen by no other one. The connection pool
 # reuses connections, so the table is emptied before each use rather than assumed new.
@@ -213,7 +213,7 @@ def materialise(conn: Connection, broadcast_id: str, audience: Audience, at: dat
             literal(broadcast_id, String),
             customers.c.id,
             customers.c.key,
-            literal(PENDING, String),
+            literal(INITIAL.value, String),
             literal(to_db(at), DateTime(timezone=True)),
         )
         .select_from(_source(audience))
