@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -19,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.pool import QueuePool
 
-from bot import VAR_DIR
+from bot import VAR_DIR, settings
 from bot.private_files import private_dir, private_sqlite_file
 
 P = ParamSpec("P")
@@ -27,7 +26,7 @@ T = TypeVar("T")
 
 
 def database_url() -> str:
-    url = os.environ.get("DATABASE_URL")
+    url = settings.from_env().database_url
     if url:
         return url
     private_dir(VAR_DIR)
