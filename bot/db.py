@@ -17,6 +17,7 @@ from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql.expression import Insert
 
 from bot import VAR_DIR, settings
 from bot.private_files import private_dir, private_sqlite_file
@@ -102,11 +103,15 @@ def insert_or_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> 
     Atomic in the database itself, and unlike catching IntegrityError it needs no savepoint
     (pysqlite's savepoints are unreliable, and a failed statement aborts a PostgreSQL transaction).
     """
+    return conn.execute(insert_ignoring_duplicates(conn, table).values(**values)).rowcount == 1
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
+    """An INSERT into `table` that skips the rows a unique constraint already holds (ON CONFLICT
+    DO NOTHING), in the connection's dialect; give it `.values(...)` or `.from_select(...)`."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:
-        raise NotImplementedError(f"unsupported database dialect: {dialect}")
-    return conn.execute(statement).rowcount == 1
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"unsupported database dialect: {dialect}")
