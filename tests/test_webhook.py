@@ -124,6 +124,9 @@ async def test_body_signed_with_another_secret_is_refused(app_and_agent):
         json.dumps(meta.text(CUSTOMER, "hi")).replace('"id": "wamid', '"idx": "wamid').encode(),
         json.dumps(meta.text(CUSTOMER, "hi")).replace('"timestamp": "', '"timestamp": "x').encode(),
     ],
+    # Named, not shown: the last two carry a random wamid, and parallel workers (pytest -n) must
+    # collect the same test ids.
+    ids=["not-json", "list", "page", "no-entry", "bad-change", "no-message-id", "bad-timestamp"],
 )
 async def test_malformed_webhook_gets_400(app_and_agent, body):
     app, agent = app_and_agent
