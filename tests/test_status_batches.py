@@ -22,8 +22,8 @@ from bot.db import get_engine
 from bot.schema import consent_events, customer_identities, message_statuses, tags
 from bot.whatsapp import inbox
 from bot.whatsapp import meta_payloads as meta
-from bot.whatsapp.inbound import StatusUpdate
-from bot.whatsapp.status_batches import StatusWriter, next_batch
+from bot.whatsapp.inbound import StatusUpdate, parse_webhook
+from bot.whatsapp.status_batches import StatusWriter, in_lock_order, next_batch
 from tests.whatsapp_app import make_app, post
 
 CUSTOMER = "16505551234"
@@ -204,6 +204,32 @@ def test_a_batch_takes_whole_webhooks_up_to_the_cap():
     assert next_batch(waiters[3:], 300) == 1  # larger than the cap: alone
     assert next_batch(waiters[2:], 300) == 1
     assert next_batch([], 300) == 0
+
+
+def test_a_batch_is_written_in_message_order_keeping_each_messages_own_order():
+    arrived = [
+        status
+        for wamid, status_ in [
+            ("wamid.B", "read"),
+            ("wamid.A", "sent"),
+            ("wamid.B", "sent"),
+            ("wamid.A", "read"),
+        ]
+        for status in parse_webhook(meta.status(wamid, CUSTOMER, status_)).statuses
+    ]
+    assert [(s.message_id, s.status.name) for s in in_lock_order(arrived)] == [
+        ("wamid.A", "SENT"),
+        ("wamid.A", "READ"),
+        ("wamid.B", "READ"),
+        ("wamid.B", "SENT"),
+    ]
+
+
+def test_the_bot_and_the_broadcast_worker_open_sqlite_in_wal_mode_with_a_busy_timeout(sqlite_url):
+    # Both open the database through bot.db (bot/broadcast/worker.py: bot.db.transaction).
+    with get_engine().connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
 
 
 async def test_a_failed_commit_does_not_stop_the_writer_and_close_commits_what_is_queued():
