@@ -79,7 +79,7 @@ class StatusWriter:
         self._task: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._closing = False
-        self.commits = 0  # transactions committed: what the tests and the benchmark look at
+        self.commits = 0  # transactions committed (the tests count them)
         self.writing = 0  # webhooks in the transaction being committed right now
 
     async def record(self, statuses: Sequence[StatusUpdate]) -> None:
