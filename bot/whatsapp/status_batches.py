@@ -118,11 +118,12 @@ class StatusWriter:
     async def _write_one_batch(self) -> None:
         taken = next_batch(self._queue, self._max)
         batch, self._queue = self._queue[:taken], self._queue[taken:]
-        statuses = in_lock_order([status for waiter in batch for status in waiter.statuses])
-        loop = asyncio.get_running_loop()
         self.writing = len(batch)
         try:
-            await loop.run_in_executor(self._thread, self._commit, statuses)
+            # Everything after the batch left the queue is in here: whatever fails, its waiters
+            # get an answer.
+            statuses = in_lock_order([status for waiter in batch for status in waiter.statuses])
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, statuses)
         except BaseException as error:
             # Every webhook of the batch answers non-200; after an Exception the writer goes on
             # with the next batch, after a cancellation it ends (and `_ended` says so).
