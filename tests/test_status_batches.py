@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from bot.db import get_engine
 from bot.schema import consent_events, customer_identities, message_statuses, tags
@@ -135,24 +136,39 @@ def failing_insert(db_url) -> Iterator[Callable[[], None]]:
     yield lift
 
 
-async def test_a_database_failure_mid_batch_fails_every_webhook_of_the_batch_and_the_next_works(
-    app, failing_insert
-):
-    writer = writer_of(app)
+async def test_a_webhook_the_database_refuses_fails_alone_and_the_writer_goes_on(app, failing_insert):
     good = [meta.status(f"wamid.G{n}", CUSTOMER, "read") for n in range(6)]
-    batch = [*good[:3], meta.status("wamid.POISON", CUSTOMER, "sent"), *good[3:]]
-    first, answers = await in_one_batch(app, batch)
+    poison = meta.status("wamid.POISON", CUSTOMER, "sent")
+    first, answers = await in_one_batch(app, [*good[:3], poison, *good[3:]])
     assert first == 200
-    assert answers == [500] * 7  # WhatsApp retries every one of them
-    assert count(message_statuses, message_statuses.c.wamid.like("wamid.G%")) == 0  # rolled back
-    # The writer lives on: the next batch is recorded.
+    # The batch's transaction failed on one row: the others, committed one by one, answer 200;
+    # the refused one answers 500 and WhatsApp retries it.
+    assert answers == [200, 200, 200, 500, 200, 200, 200]
+    assert count(message_statuses, message_statuses.c.wamid.like("wamid.G%")) == 6
+    assert inbox.status_of("wamid.POISON") is None
+    # The writer lives on: the next batch is recorded, and the retry once the database accepts it.
     assert (await post(app, meta.status("wamid.NEXT", CUSTOMER, "sent"))).status == 200
     assert inbox.status_of("wamid.NEXT")["status"] == "sent"
     failing_insert()
-    retried = await asyncio.gather(*(post(app, p) for p in batch))
-    assert [r.status for r in retried] == [200] * 7
-    assert count(message_statuses, message_statuses.c.wamid.like("wamid.G%")) == 6
-    assert writer.commits >= 3
+    assert (await post(app, poison)).status == 200
+    assert inbox.status_of("wamid.POISON")["status"] == "sent"
+
+
+async def test_an_unavailable_database_fails_the_whole_batch_at_once():
+    attempts: list[int] = []
+
+    def commit(batch: Sequence[StatusUpdate]) -> None:
+        attempts.append(len(batch))
+        raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+
+    writer = StatusWriter(commit)
+    first = asyncio.create_task(writer.record(statuses(1)))
+    queued = [asyncio.create_task(writer.record(statuses(1))) for _ in range(4)]
+    results = await asyncio.gather(first, *queued, return_exceptions=True)
+    assert all(isinstance(r, OperationalError) for r in results)
+    # One or two transactions (the first alone or not), never one per webhook after them.
+    assert sum(attempts) == 5 and len(attempts) <= 2
+    await writer.close()
 
 
 async def test_replayed_statuses_do_not_count_twice(app):

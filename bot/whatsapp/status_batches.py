@@ -9,8 +9,10 @@ database's write lock, so customers' own messages queued behind them (docs/bench
 Here a webhook handler hands its statuses to the process's `StatusWriter` and awaits the commit
 of the batch they joined; the writer takes whatever is queued when its previous commit ends (up
 to `max_statuses`, never splitting one webhook), records it in one transaction in its own thread,
-then resolves every waiter: all answer 200 once the batch is durably committed, and if the commit
-fails every webhook of that batch answers non-200 and WhatsApp retries it. Recording a status is
+then resolves every waiter: all answer 200 once the batch is durably committed. If the database is
+unavailable every webhook of that batch answers non-200 and WhatsApp retries it; if the batch
+failed otherwise (one webhook's data refused), its webhooks are committed one by one, so only the
+one that fails answers non-200. Recording a status is
 idempotent and forward-only (bot/whatsapp/inbox.py), so a retry, or sent/delivered/read of one
 message in one batch in any order, ends in the same state as one webhook at a time.
 """
@@ -22,6 +24,8 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bot.whatsapp.inbound import StatusUpdate
 
@@ -51,6 +55,14 @@ def next_batch(queued: Sequence[Waiter], max_statuses: int) -> int:
         taken += 1
         total += len(waiter.statuses)
     return taken
+
+
+def unavailable(error: Exception) -> bool:
+    """Pure: the database itself failed (unreachable, disconnected, locked past the busy timeout),
+    not one webhook's data: retrying the batch's webhooks one by one would only wait again."""
+    return isinstance(error, (OperationalError, InterfaceError)) or bool(
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
 
 
 def in_lock_order(statuses: Sequence[StatusUpdate]) -> list[StatusUpdate]:
@@ -127,20 +139,45 @@ class StatusWriter:
         except BaseException as error:
             # Every webhook of the batch answers non-200; after an Exception the writer goes on
             # with the next batch, after a cancellation it ends (and `_ended` says so).
-            failure = error if isinstance(error, Exception) else WriterClosed("stopped mid-batch")
-            for waiter in batch:
-                if not waiter.done.done():
-                    waiter.done.set_exception(failure)
             if not isinstance(error, Exception):
+                self._fail(batch, WriterClosed("stopped mid-batch"))
                 raise
             logger.exception("could not record a batch of %d status webhook(s)", len(batch))
+            if len(batch) > 1 and not unavailable(error):
+                # One webhook's statuses may be what the database refuses: alone, the others are
+                # recorded, and a webhook that always fails cannot fail every batch it joins.
+                await self._write_one_by_one(batch)
+            else:
+                self._fail(batch, error)
             return
         finally:
             self.writing = 0
         self.commits += 1
+        self._succeed(batch)
+
+    async def _write_one_by_one(self, batch: Sequence[Waiter]) -> None:
+        loop = asyncio.get_running_loop()
+        for waiter in batch:
+            try:
+                await loop.run_in_executor(self._thread, self._commit, in_lock_order(waiter.statuses))
+            except Exception as error:
+                logger.exception("could not record a status webhook of %d status(es)", len(waiter.statuses))
+                self._fail([waiter], error)
+                continue
+            self.commits += 1
+            self._succeed([waiter])
+
+    @staticmethod
+    def _succeed(batch: Sequence[Waiter]) -> None:
         for waiter in batch:
             if not waiter.done.done():
                 waiter.done.set_result(None)
+
+    @staticmethod
+    def _fail(batch: Sequence[Waiter], error: BaseException) -> None:
+        for waiter in batch:
+            if not waiter.done.done():
+                waiter.done.set_exception(error)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """The writer must never stop silently: whatever ended it fails the waiters, is logged,
