@@ -137,8 +137,8 @@ class StatusWriter:
             statuses = in_lock_order([status for waiter in batch for status in waiter.statuses])
             await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, statuses)
         except BaseException as error:
-            # Every webhook of the batch answers non-200; after an Exception the writer goes on
-            # with the next batch, after a cancellation it ends (and `_ended` says so).
+            # After a cancellation every webhook of the batch answers non-200 and the writer ends
+            # (`_ended` says so); after an Exception it answers them below and goes on.
             if not isinstance(error, Exception):
                 self._fail(batch, WriterClosed("stopped mid-batch"))
                 raise
@@ -192,9 +192,7 @@ class StatusWriter:
 
     def _fail_all(self, error: Exception) -> None:
         queued, self._queue = self._queue, []
-        for waiter in queued:
-            if not waiter.done.done():
-                waiter.done.set_exception(error)
+        self._fail(queued, error)
 
     async def close(self) -> None:
         """At server stop: commit what is queued, then end the writer and its thread. A webhook
