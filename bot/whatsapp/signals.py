@@ -68,13 +68,15 @@ def apply_rotations(rotations: Sequence[Rotation]) -> None:
 
 
 def record_statuses(statuses: Sequence[StatusUpdate]) -> None:
-    """All these statuses in one transaction, in order (one webhook's, or a batch of many
-    webhooks': the commits, not the statements, are what the path spends its time on). A status
-    is idempotent and forward-only, so their order only matters for links and opt-outs, which
-    are idempotent too."""
+    """All these statuses in one transaction (one webhook's, or a batch of many webhooks': the
+    commits, then the statements, were what the path spent its time on): the delivery statuses
+    in one statement, then what each says about its recipient, in order. A status is idempotent
+    and forward-only, so their order only matters for links and opt-outs, which are idempotent
+    too."""
     with transaction() as conn:
+        inbox.record_statuses(conn, statuses)
         for status in statuses:
-            _apply_status(conn, status)
+            _apply_identities(conn, status)
 
 
 def apply_preferences(preferences: Sequence[MarketingPreference]) -> None:
@@ -82,8 +84,9 @@ def apply_preferences(preferences: Sequence[MarketingPreference]) -> None:
         _apply_preference(preference)
 
 
-def _apply_status(conn: Connection, status: StatusUpdate) -> None:
-    inbox.record_status(conn, status)
+def _apply_identities(conn: Connection, status: StatusUpdate) -> None:
+    """What a status says about its recipient: a phone number and BSUID that belong together, or
+    WhatsApp refusing marketing to them (131050)."""
     recipient = status.recipient
     if status.status is DeliveryStatus.FAILED:
         logger.info(
