@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.engine import Connection
@@ -27,6 +27,7 @@ from bot.store.identities import Customer
 from bot.whatsapp.inbound import DeliveryStatus, StatusUpdate
 
 DEFAULT_LEASE = timedelta(seconds=120)
+T = TypeVar("T")
 
 
 class Claim(enum.Enum):
@@ -39,22 +40,24 @@ def claim(
     wamid: str,
     sender: Callable[[Connection], Customer],
     lease: timedelta = DEFAULT_LEASE,
-    when_new: Callable[[Connection, Customer], None] | None = None,
-) -> tuple[Claim, Customer]:
+    when_new: Callable[[Connection, Customer], T] | None = None,
+) -> tuple[Claim, Customer, T | None]:
     """Claim a message for processing. `sender` finds whose it is (identity linking, idempotent)
-    and `when_new` runs when it is ours, both in the claim's transaction.
+    and `when_new` runs when it is ours, both in the claim's transaction; what `when_new` returns
+    comes back third (None when it did not run).
 
     Sharing the transaction saves a round trip per message, and if anything fails the claim is
     rolled back with it, so the retry is processed as if nothing had happened.
     """
     while True:
+        found = None
         with transaction() as conn:
             customer = sender(conn)
             outcome = _claim(conn, wamid, customer.key, lease)
             if outcome is Claim.NEW and when_new is not None:
-                when_new(conn, customer)
+                found = when_new(conn, customer)
         if outcome is not None:
-            return outcome, customer
+            return outcome, customer, found
 
 
 def _claim(conn: Connection, wamid: str, customer_key: str, lease: timedelta) -> Claim | None:

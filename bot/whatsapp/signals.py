@@ -24,7 +24,7 @@ from bot.db import insert_or_ignore, transaction
 from bot.masking import mask_message_id
 from bot.schema import unidentified_events
 from bot.store.customers import record_sighting
-from bot.store.identities import Customer, identify, rotate
+from bot.store.identities import Address, Customer, address_of, identify, rotate
 from bot.store.tags import record_consent_event, record_opt_out
 from bot.store.timestamps import from_unix, now
 from bot.whatsapp import inbox
@@ -147,6 +147,9 @@ def _apply_preference(preference: MarketingPreference) -> None:
 class Claimed:
     claim: inbox.Claim
     customer: Customer  # whose conversation the message belongs to
+    # Where the turn's replies go (address_of), read in the claim's transaction when the message is
+    # ours: one transaction per reply fewer. None: not ours, or no active identity.
+    address: Address | None = None
 
 
 def claim(message: InboundMessage) -> Claimed:
@@ -162,12 +165,13 @@ def claim(message: InboundMessage) -> Claimed:
             customer = identify(conn, (sender.bsuid, message.shared_phone), "contact_request", at, message.id)
         return customer
 
-    def sighting(conn: Connection, customer: Customer) -> None:
+    def sighting(conn: Connection, customer: Customer) -> Address | None:
         sender = message.sender
         record_sighting(conn, customer.id, sender.name, sender.username, from_unix(message.timestamp))
+        return address_of(conn, customer.id)
 
-    claimed, customer = inbox.claim(message.id, who, when_new=sighting)
-    return Claimed(claimed, customer)
+    claimed, customer, address = inbox.claim(message.id, who, when_new=sighting)
+    return Claimed(claimed, customer, address)
 
 
 def count_unidentified(events: Sequence[Unidentified]) -> None:
