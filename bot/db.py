@@ -109,9 +109,15 @@ def insert_or_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> 
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
     """An INSERT into `table` that skips the rows a unique constraint already holds (ON CONFLICT
     DO NOTHING), in the connection's dialect; give it `.values(...)` or `.from_select(...)`."""
+    return dialect_insert(conn, table).on_conflict_do_nothing()
+
+
+def dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The connection's dialect's INSERT, which has ON CONFLICT (`on_conflict_do_nothing`,
+    `on_conflict_do_update`): SQLite and PostgreSQL spell it the same."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table)
     if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table)
     raise NotImplementedError(f"unsupported database dialect: {dialect}")

@@ -101,9 +101,9 @@ def test_a_child_process_gets_this_environment_with_the_overrides(monkeypatch):
     assert from_env(env).rasa_port == 6005 and from_env(env).actions_port == 6055
 
 
-# Environment writes that stay where they are: a helper that sets defaults for Sanic, which reads
+# Environment writes that stay where they are: helpers that set defaults for Sanic, which reads
 # only the environment. (`os.environ[NAME] = value` needs no entry: an assignment is no read.)
-WRITERS = {"limit_sanic_requests"}
+WRITERS = {"limit_sanic_requests", "skip_the_access_log"}
 
 
 def _environment_reads(tree: ast.Module) -> list[int]:
@@ -154,3 +154,19 @@ os.environ["D"] = "1"
 limit_sanic_requests(os.environ)
 """
     assert _environment_reads(ast.parse(source)) == [3, 4, 5]
+
+
+def test_the_rasa_server_builds_no_access_log_records_unless_an_operator_asks():
+    from sanic.config import Config
+
+    from bot.rasa_server import skip_the_access_log
+
+    quiet: dict[str, str] = {}
+    skip_the_access_log(quiet)
+    asked = {"SANIC_ACCESS_LOG": "true"}
+    skip_the_access_log(asked)
+    assert asked == {"SANIC_ACCESS_LOG": "true"}
+    # What Sanic makes of it when Rasa builds its app: it reads SANIC_* from the environment.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SANIC_ACCESS_LOG", quiet["SANIC_ACCESS_LOG"])
+        assert Config().ACCESS_LOG is False
