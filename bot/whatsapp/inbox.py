@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Insert
 
@@ -92,13 +92,17 @@ def _claim(conn: Connection, wamid: str, customer_key: str, lease: timedelta) ->
     return Claim.NEW if taken.rowcount == 1 else Claim.BUSY
 
 
+# Every inbound message runs it: built once (see bot/store/identities.py on statements built once).
+_FINISH = (
+    update(inbound_messages)
+    .where(inbound_messages.c.wamid == bindparam("finished_wamid"))
+    .values(state="done", finished_at=bindparam("finished_at_"))
+)
+
+
 def finish(wamid: str) -> None:
     with transaction() as conn:
-        conn.execute(
-            update(inbound_messages)
-            .where(inbound_messages.c.wamid == wamid)
-            .values(state="done", finished_at=timestamps.now())
-        )
+        conn.execute(_FINISH, {"finished_wamid": wamid, "finished_at_": timestamps.now()})
 
 
 def release(wamid: str) -> None:
