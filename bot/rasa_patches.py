@@ -1,8 +1,9 @@
 """Rasa 3.6 patches that remove repeated work from every turn, without changing what Rasa decides.
 
-Applied by `apply()`, which bot/rasa_stores.py calls when it is imported: endpoints.yml names its
-stores, so every Rasa process that serves conversations (`rasa run`, `rasa shell`, ...) loads it
-before the first turn. Idempotent.
+Applied by `apply()`, which bot/rasa_stores.py calls when Rasa builds a store: endpoints.yml names
+its stores, so every Rasa process that serves conversations (`rasa run`, `rasa shell`, ...) builds
+them before the first turn. Idempotent. Not applied on import: Rasa's actions module loads
+TensorFlow (seconds of CPU), which importing the stores' module for their settings should not.
 
 The action-result validator. After every call to the action server, Rasa 3.6 checks the answer
 with `jsonschema.validate(result, RemoteAction.action_response_format_spec())`
@@ -18,17 +19,21 @@ same error (the best match, with Rasa's hint appended to its message).
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import exceptions, validators
 from jsonschema.protocols import Validator
-from rasa.core.actions.action import RemoteAction
 from rasa.shared.constants import DOCS_BASE_URL
+
+if TYPE_CHECKING:
+    from rasa.core.actions.action import RemoteAction
 
 
 @functools.cache
 def action_result_validator() -> Validator:
     """The validator of `RemoteAction.action_response_format_spec()`, built once per process."""
+    from rasa.core.actions.action import RemoteAction
+
     schema = RemoteAction.action_response_format_spec()
     validator_class = validators.validator_for(schema)
     validator_class.check_schema(schema)
@@ -50,5 +55,7 @@ def validate_action_result(action: RemoteAction, result: dict[str, Any]) -> bool
 
 
 def apply() -> None:
+    from rasa.core.actions.action import RemoteAction
+
     # Rasa has no subclass of RemoteAction that changes the schema, so one cached validator serves all.
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -18,8 +20,8 @@ VALID = {"events": [{"event": "slot", "name": "already_opted_out", "value": Fals
 
 @pytest.fixture(scope="module")
 def rasa() -> SimpleNamespace:
-    """Rasa's RemoteAction and what running one takes, with the patches applied (as endpoints.yml's
-    stores apply them in Rasa). Imported here, not when the file is collected: Rasa's actions
+    """Rasa's RemoteAction and what running one takes, with the patches applied (as building
+    endpoints.yml's stores applies them in Rasa). Imported here, not when the file is collected: Rasa's actions
     module loads TensorFlow (~9 s of CPU), which no other test of `make fast` needs."""
     from rasa.core.actions.action import RemoteAction
     from rasa.core.channels.channel import CollectingOutputChannel
@@ -29,9 +31,9 @@ def rasa() -> SimpleNamespace:
     from rasa.shared.core.trackers import DialogueStateTracker
     from rasa.utils.endpoints import EndpointConfig
 
-    import bot.rasa_stores  # noqa: F401  (applies the patches)
     from bot import rasa_patches
 
+    rasa_patches.apply()
     return SimpleNamespace(
         RemoteAction=RemoteAction,
         CollectingOutputChannel=CollectingOutputChannel,
@@ -89,8 +91,30 @@ async def run_action(rasa: SimpleNamespace, endpoint: Any) -> list[Any]:
     )
 
 
-def test_loading_the_stores_applies_the_patch(rasa):
+@pytest.mark.parametrize("store", ["tracker", "lock"])
+def test_building_either_store_applies_the_patch(rasa, store, tmp_path, monkeypatch):
+    from bot.rasa_stores import LockStoreFromEnv, SQLTrackerStoreFromEnv
+
+    def unpatched(action: Any, result: dict[str, Any]) -> bool:
+        raise AssertionError("the patch was not applied")
+
+    monkeypatch.setattr(rasa.RemoteAction, "_validate_action_result", unpatched)
+    monkeypatch.setenv("TRACKER_STORE_URL", f"sqlite:///{tmp_path / 'tracker.sqlite3'}")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("SANIC_WORKERS", raising=False)
+    if store == "tracker":
+        SQLTrackerStoreFromEnv(domain=rasa.domain).engine.dispose()
+    else:
+        LockStoreFromEnv()
+
     assert rasa.RemoteAction._validate_action_result is rasa.patches.validate_action_result
+
+
+def test_importing_the_stores_module_loads_no_tensorflow():
+    # The stores' settings are read by commands and tests that need nothing of Rasa's actions
+    # (`bot.store.conversations`): the patch, and the TensorFlow it brings, wait for a store.
+    code = "import sys, bot.rasa_stores; sys.exit('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=False).returncode == 0
 
 
 async def test_the_action_result_schema_is_checked_once_for_several_action_calls(
