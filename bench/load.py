@@ -40,10 +40,11 @@ from typing import Any
 
 import aiohttp
 
+from bench.results import write_json
 from bench.stats import Attempt, LatencySummary, losses, per_second
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER, sign
-from tests.rasa_servers import APP_SECRET, MODEL, RunningBot, start_bot
+from tests.rasa_servers import APP_SECRET, MODEL, RunningBot, start_bot_on
 from tests.servers import postgres_server, redis_server
 
 MESSAGE = "hello"
@@ -195,13 +196,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             url = postgres.create_database()
             for name in ("a", "b"):
                 (workdir / name).mkdir()
-            first = start_bot(
-                workdir / "a",
-                model=args.model.resolve(),
-                database_url=url,
-                tracker_store_url=url,
-                redis_url=redis.url,
-            )
+            first = start_bot_on(workdir / "a", url, redis.url, model=args.model.resolve())
             try:
                 second = first.start_replica(workdir / "b")
                 try:
@@ -240,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rows = run(args)
     print(table(rows))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    write_json(args.json, rows)
     lost = sum(row["lost"]["total"] for row in rows)
     if lost:
         print(f"{lost} messages lost", file=sys.stderr)

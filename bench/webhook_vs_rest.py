@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from bench.results import write_json
 from bench.stats import (
     Attempt,
     LatencySummary,
@@ -393,8 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = report(run(args), args)
     print(table(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     lost = sum(result["lost"][name]["total"] for name in CHANNELS)
     if lost:
         print(f"{lost} messages lost", file=sys.stderr)

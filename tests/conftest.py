@@ -12,9 +12,7 @@ import pytest
 from bot.db import engine_for
 from bot.fake_graph_api import FakeGraphServer
 from bot.migrations import upgrade
-from tests.servers import PostgresServer, PostgresUnavailable, RedisServer, RedisUnavailable
-from tests.servers import postgres_server as start_postgres_server
-from tests.servers import redis_server as start_redis_server
+from tests.servers import PostgresServer, RedisServer, postgres_server_or_skip, redis_server_or_skip
 
 # Rasa refuses to read endpoints.yml while a ${VAR} in it is unset, and tests read it in-process
 # (tests/test_rasa_stores.py); the servers the tests start get their own (tests/rasa_servers.py).
@@ -55,11 +53,8 @@ def fake_graph() -> Iterator[FakeGraphServer]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A private PostgreSQL on loopback for the whole session, or a skip saying what is missing."""
-    try:
-        with start_postgres_server() as server:
-            yield server
-    except PostgresUnavailable as reason:
-        pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
+    with postgres_server_or_skip() as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -97,11 +92,8 @@ def postgres_db_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyP
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    try:
-        with start_redis_server() as server:
-            yield server
-    except RedisUnavailable as reason:
-        pytest.skip(f"Redis not found (apt-get install redis-server): {reason}")
+    with redis_server_or_skip() as server:
+        yield server
 
 
 # Fixtures that start a server process: a test using any of them, or the PostgreSQL half of a

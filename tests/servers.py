@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import redis
 from sqlalchemy import create_engine, text
 
@@ -120,6 +121,16 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@contextmanager
+def postgres_server_or_skip() -> Iterator[PostgresServer]:
+    """`postgres_server()` for a test: the test is skipped, saying what is missing, where it cannot run."""
+    try:
+        with postgres_server() as server:
+            yield server
+    except PostgresUnavailable as reason:
+        pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
+
+
 @dataclass(frozen=True)
 class RedisServer:
     url: str  # redis://127.0.0.1:<port>/0
@@ -155,6 +166,16 @@ def redis_server() -> Iterator[RedisServer]:
             process.kill()
             process.wait()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def redis_server_or_skip() -> Iterator[RedisServer]:
+    """`redis_server()` for a test: the test is skipped, saying what is missing, where it cannot run."""
+    try:
+        with redis_server() as server:
+            yield server
+    except RedisUnavailable as reason:
+        pytest.skip(f"Redis not found (apt-get install redis-server): {reason}")
 
 
 def _wait_for_redis(port: int, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:

@@ -28,7 +28,7 @@ from bot.rasa_stores import (
     redis_lock_settings,
     tracker_store_url,
 )
-from tests.servers import PostgresServer, PostgresUnavailable, RedisServer, postgres_server
+from tests.servers import PostgresServer, RedisServer, postgres_server_or_skip
 
 ENDPOINTS = PROJECT_ROOT / "endpoints.yml"
 DOMAIN = Domain.load(PROJECT_ROOT / "domain.yml")
@@ -139,11 +139,8 @@ def test_a_missing_database_driver_stops_rasa_instead_of_falling_back_to_memory(
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A server of its own, because the test stops it."""
-    try:
-        with postgres_server() as server:
-            yield server
-    except PostgresUnavailable as reason:
-        pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
+    with postgres_server_or_skip() as server:
+        yield server
 
 
 async def test_conversations_are_read_again_after_postgresql_restarts(own_postgres, monkeypatch):
