@@ -29,9 +29,7 @@ import argparse
 import asyncio
 import itertools
 import json
-import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.results import write_json
+from bench.results import scratch_kept_on_failure, write_json
 from bench.stats import Attempt, LatencySummary, losses, per_second
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER, sign
@@ -186,30 +184,28 @@ def replies_by_sender(bot: RunningBot) -> dict[str, int]:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Measure against freshly started servers; their logs are kept when anything fails."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     print(
         f"starting PostgreSQL, Redis, the action server and two Rasa servers ({args.model}) ...",
         file=sys.stderr,
     )
-    try:
-        with postgres_server() as postgres, redis_server() as redis:
-            url = postgres.create_database()
-            for name in ("a", "b"):
-                (workdir / name).mkdir()
-            first = start_bot_on(workdir / "a", url, redis.url, model=args.model.resolve())
+    with (
+        scratch_kept_on_failure("bench-load-") as workdir,
+        postgres_server() as postgres,
+        redis_server() as redis,
+    ):
+        url = postgres.create_database()
+        for name in ("a", "b"):
+            (workdir / name).mkdir()
+        first = start_bot_on(workdir / "a", url, redis.url, model=args.model.resolve())
+        try:
+            second = first.start_replica(workdir / "b")
             try:
-                second = first.start_replica(workdir / "b")
-                try:
-                    runs = asyncio.run(measure([first, second], args.rates, args.duration))
-                finally:
-                    second.stop()
-                replies = replies_by_sender(first)
+                runs = asyncio.run(measure([first, second], args.rates, args.duration))
             finally:
-                first.stop()
-    except BaseException:
-        print(f"server logs kept in {workdir}", file=sys.stderr)
-        raise
-    shutil.rmtree(workdir)
+                second.stop()
+            replies = replies_by_sender(first)
+        finally:
+            first.stop()
     return [summary(r, replies) for r in runs]
 
 

@@ -1,9 +1,14 @@
-"""Where a benchmark's numbers go besides the terminal: `--json FILE`, for docs/benchmarks.md and
-for comparing one run with the next."""
+"""What a benchmark leaves behind besides the terminal: its numbers (`--json FILE`, for
+docs/benchmarks.md and for comparing one run with the next), and its servers' logs when it failed."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,3 +19,16 @@ def write_json(path: Path | None, numbers: Any) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def scratch_kept_on_failure(prefix: str) -> Iterator[Path]:
+    """A temporary folder for the servers' files: deleted after a run, kept (and named on stderr)
+    when the run failed, because the servers' logs in it say why."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    except BaseException:
+        print(f"server logs kept in {workdir}", file=sys.stderr)
+        raise
+    shutil.rmtree(workdir)
