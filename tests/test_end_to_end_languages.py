@@ -16,6 +16,7 @@ import pytest
 from bot import PROJECT_ROOT
 from bot.language import SUPPORTED
 from bot.whatsapp import meta_payloads as meta
+from tests.e2e_checks import new_customer
 from tests.language_flows import (
     CONFIRMATION,
     MESSAGES,
@@ -29,12 +30,7 @@ from tests.rasa_servers import RunningBot, start_bot
 
 pytestmark = pytest.mark.rasa
 
-_numbers = itertools.count(4915300000001)
 RESULTS = PROJECT_ROOT / "results" / "language_e2e.json"
-
-
-def new_customer() -> str:
-    return str(next(_numbers))
 
 
 @pytest.fixture(scope="module")
