@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +12,10 @@ from aiohttp import web
 
 from bot import PROJECT_ROOT
 from tests.loopback import serving_post
+
+# Rasa's actions module loads TensorFlow (~9 s of CPU, ~20 s on a busy machine), which no other test
+# of `make fast` needs: `make test` runs these, `make fast` does not.
+pytestmark = pytest.mark.slow
 
 VALID = {"events": [{"event": "slot", "name": "already_opted_out", "value": False}], "responses": []}
 
@@ -110,11 +112,14 @@ def test_building_either_store_applies_the_patch(rasa, store, tmp_path, monkeypa
     assert rasa.RemoteAction._validate_action_result is rasa.patches.validate_action_result
 
 
-def test_importing_the_stores_module_loads_no_tensorflow():
-    # The stores' settings are read by commands and tests that need nothing of Rasa's actions
-    # (`bot.store.conversations`): the patch, and the TensorFlow it brings, wait for a store.
-    code = "import sys, bot.rasa_stores; sys.exit('tensorflow' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=False).returncode == 0
+def test_rasas_agent_has_loaded_the_actions_module_when_it_builds_the_stores(rasa):
+    # `apply()` patches only a loaded actions module (it would load TensorFlow otherwise): this is
+    # what makes it loaded in every process that runs actions. The agent module, which builds the
+    # stores in `load_agent`, imports the processor at its top, and the processor the actions.
+    from rasa.core import agent, processor
+
+    assert agent.MessageProcessor is processor.MessageProcessor
+    assert processor.Action.__module__ == rasa.patches.ACTIONS_MODULE
 
 
 async def test_the_action_result_schema_is_checked_once_for_several_action_calls(

@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from bot import PROJECT_ROOT
 from bot.contract import watch_turn
+from bot.rasa_patches import ACTIONS_MODULE
 from bot.rasa_stores import (
     DEFAULT_TRACKER_STORE_URL,
     AtomicRedisLockStore,
@@ -40,6 +41,16 @@ def tracker_store_from_endpoints() -> TrackerStore:
 
 def lock_store_from_endpoints() -> LockStore:
     return LockStore.create(read_endpoint_config(str(ENDPOINTS), "lock_store"))
+
+
+def test_building_the_stores_without_rasas_actions_module_leaves_it_unloaded(tmp_path, monkeypatch):
+    # Nothing to patch where no action runs (bot/rasa_patches.py), and loading it costs TensorFlow.
+    monkeypatch.delitem(sys.modules, ACTIONS_MODULE, raising=False)
+    monkeypatch.setenv("TRACKER_STORE_URL", f"sqlite:///{tmp_path / 'tracker.sqlite3'}")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    tracker_store_from_endpoints()
+    lock_store_from_endpoints()
+    assert ACTIONS_MODULE not in sys.modules
 
 
 def a_conversation(sender_id: str) -> DialogueStateTracker:
