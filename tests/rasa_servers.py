@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot import PROJECT_ROOT
 from bot.fake_graph_api import FakeGraphServer
 from bot.migrations import upgrade
@@ -241,6 +243,19 @@ def start_bot_on(workdir: Path, postgres_url: str, redis_url: str, model: Path =
     return start_bot(
         workdir, model=model, database_url=postgres_url, tracker_store_url=postgres_url, redis_url=redis_url
     )
+
+
+def module_bot(name: str, **options: Any) -> Any:
+    """A module-scoped `bot` fixture: `start_bot(options)` in a folder named `name`, stopped after
+    the module's tests. In a test module: `bot = module_bot("e2e")`."""
+
+    @pytest.fixture(scope="module")
+    def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
+        running = start_bot(tmp_path_factory.mktemp(name), **options)
+        yield running
+        running.stop()
+
+    return bot
 
 
 @contextmanager

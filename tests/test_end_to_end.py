@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -16,16 +15,12 @@ from bot.db import engine_for
 from bot.masking import mask_message_id
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import last_text, new_customer, opt_out_tag
-from tests.rasa_servers import RunningBot, start_bot
+from tests.rasa_servers import RunningBot, module_bot
 
 pytestmark = pytest.mark.rasa
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("e2e"))
-    yield running
-    running.stop()
+bot = module_bot("e2e")
 
 
 def confirmation_buttons(bot: RunningBot, wa_id: str) -> list[dict]:

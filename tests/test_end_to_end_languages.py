@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,18 +25,14 @@ from tests.language_flows import (
     text_of,
     titles_of,
 )
-from tests.rasa_servers import RunningBot, start_bot
+from tests.rasa_servers import RunningBot, module_bot
 
 pytestmark = pytest.mark.rasa
 
 RESULTS = PROJECT_ROOT / "results" / "language_e2e.json"
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("e2e-languages"))
-    yield running
-    running.stop()
+bot = module_bot("e2e-languages")
 
 
 def keyword_then_yes_button(bot: RunningBot, language: str) -> str:
