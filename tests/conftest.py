@@ -12,7 +12,8 @@ import pytest
 from bot.db import engine_for
 from bot.fake_graph_api import FakeGraphServer
 from bot.migrations import upgrade
-from tests.servers import PostgresServer, RedisServer, postgres_server_or_skip, redis_server_or_skip
+from tests import servers
+from tests.servers import PostgresServer, RedisServer, or_skip
 
 # Rasa refuses to read endpoints.yml while a ${VAR} in it is unset, and tests read it in-process
 # (tests/test_rasa_stores.py); the servers the tests start get their own (tests/rasa_servers.py).
@@ -53,7 +54,7 @@ def fake_graph() -> Iterator[FakeGraphServer]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A private PostgreSQL on loopback for the whole session, or a skip saying what is missing."""
-    with postgres_server_or_skip() as server:
+    with or_skip(servers.postgres_server()) as server:
         yield server
 
 
@@ -92,7 +93,7 @@ def postgres_db_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyP
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    with redis_server_or_skip() as server:
+    with or_skip(servers.redis_server()) as server:
         yield server
 
 

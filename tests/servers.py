@@ -12,13 +12,16 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis
 from sqlalchemy import create_engine, text
+
+T = TypeVar("T")
 
 # initdb refuses to run as root; the Debian package creates this system user.
 NON_ROOT_USER = "postgres"
@@ -32,12 +35,33 @@ SERVER_SETTINGS = {
 }
 
 
-class PostgresUnavailable(RuntimeError):
-    """The binaries (or a user allowed to run them) are missing: tests should skip, not fail."""
+class ServerUnavailable(RuntimeError):
+    """A server cannot be run on this machine: tests should skip (`or_skip`), not fail."""
+
+    missing = "a server"  # what to install, for the skip's reason
 
 
-class RedisUnavailable(RuntimeError):
-    """redis-server is missing: tests should skip, not fail."""
+class PostgresUnavailable(ServerUnavailable):
+    """The binaries (or a user allowed to run them) are missing."""
+
+    missing = "PostgreSQL binaries not found (apt-get install postgresql)"
+
+
+class RedisUnavailable(ServerUnavailable):
+    """redis-server is missing."""
+
+    missing = "Redis not found (apt-get install redis-server)"
+
+
+@contextmanager
+def or_skip(server: AbstractContextManager[T]) -> Iterator[T]:
+    """A server for a test (`with or_skip(postgres_server()) as server:`): where it cannot run
+    here, the test is skipped, saying what is missing."""
+    try:
+        with server as running:
+            yield running
+    except ServerUnavailable as reason:
+        pytest.skip(f"{reason.missing}: {reason}")
 
 
 @dataclass
@@ -121,16 +145,6 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@contextmanager
-def postgres_server_or_skip() -> Iterator[PostgresServer]:
-    """`postgres_server()` for a test: the test is skipped, saying what is missing, where it cannot run."""
-    try:
-        with postgres_server() as server:
-            yield server
-    except PostgresUnavailable as reason:
-        pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
-
-
 @dataclass(frozen=True)
 class RedisServer:
     url: str  # redis://127.0.0.1:<port>/0
@@ -166,16 +180,6 @@ def redis_server() -> Iterator[RedisServer]:
             process.kill()
             process.wait()
         shutil.rmtree(root, ignore_errors=True)
-
-
-@contextmanager
-def redis_server_or_skip() -> Iterator[RedisServer]:
-    """`redis_server()` for a test: the test is skipped, saying what is missing, where it cannot run."""
-    try:
-        with redis_server() as server:
-            yield server
-    except RedisUnavailable as reason:
-        pytest.skip(f"Redis not found (apt-get install redis-server): {reason}")
 
 
 def _wait_for_redis(port: int, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:

@@ -33,14 +33,14 @@ from tests.e2e_checks import (
     user_turns,
 )
 from tests.rasa_servers import RunningBot, start_bot_on
-from tests.servers import PostgresServer, postgres_server_or_skip
+from tests.servers import PostgresServer, or_skip, postgres_server
 
 pytestmark = pytest.mark.rasa
 
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[PostgresServer]:
-    with postgres_server_or_skip() as server:
+    with or_skip(postgres_server()) as server:
         yield server
 
 

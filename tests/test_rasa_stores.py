@@ -29,7 +29,7 @@ from bot.rasa_stores import (
     redis_lock_settings,
     tracker_store_url,
 )
-from tests.servers import PostgresServer, RedisServer, postgres_server_or_skip
+from tests.servers import PostgresServer, RedisServer, or_skip, postgres_server
 
 ENDPOINTS = PROJECT_ROOT / "endpoints.yml"
 DOMAIN = Domain.load(PROJECT_ROOT / "domain.yml")
@@ -150,7 +150,7 @@ def test_a_missing_database_driver_stops_rasa_instead_of_falling_back_to_memory(
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A server of its own, because the test stops it."""
-    with postgres_server_or_skip() as server:
+    with or_skip(postgres_server()) as server:
         yield server
 
 
