@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings, SettingsError, child_environment, from_env
+from bot.settings import Settings, SettingsError, child_environment, database_url, from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,6 +87,25 @@ def test_an_empty_value_is_the_default(variable):
 )
 def test_a_bad_value_is_refused_with_the_variables_name(variable, value):
     with pytest.raises(SettingsError, match=variable):
+        from_env({variable: value})
+
+
+@pytest.mark.parametrize("environ", [{}, {"DATABASE_URL": ""}, {"DATABASE_URL": "postgresql://bot@db/bot"}])
+def test_the_database_url_alone_reads_as_the_settings_do(environ):
+    # bot.db reads DATABASE_URL alone on every transaction: it must agree with from_env().
+    assert database_url(environ) == from_env(environ).database_url
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "bounds"),
+    [
+        ("RASA_PORT", "70000", "1 to 65535"),
+        ("OPT_OUT_LINK_TTL_DAYS", "0", "1 to 366"),
+        ("SANIC_WORKERS", "0", "at least 1"),
+    ],
+)
+def test_a_number_out_of_range_is_refused_with_its_bounds(variable, value, bounds):
+    with pytest.raises(SettingsError, match=f"{variable} must be .*, {bounds}; not '{value}'"):
         from_env({variable: value})
 
 

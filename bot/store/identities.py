@@ -40,6 +40,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db import insert_or_ignore
 from bot.schema import customer_identities, customer_merges, customers
@@ -144,14 +145,8 @@ def resolve(conn: Connection, raw: str) -> Customer | None:
 
 def resolve_identifier(conn: Connection, identifier: Identifier) -> Customer | None:
     """The live customer holding this identifier: its active holder, else its latest former one."""
-    row = conn.execute(
-        select(_ic.customer_id)
-        .where(_ic.kind == identifier.kind, _ic.value == identifier.value)
-        # 'active' sorts before 'superseded'; among superseded rows the latest holder wins.
-        .order_by(_ic.status, _ic.superseded_at.desc(), _ic.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    return None if row is None else live(conn, row)
+    row = _row(conn, identifier)
+    return None if row is None else live(conn, row.customer_id)
 
 
 def conversation_id(conn: Connection, raw: str) -> str | None:
@@ -363,8 +358,7 @@ def rotate(
         conn.execute(
             update(customer_identities)
             .where(
-                _ic.kind == identifier.kind,
-                _ic.value == identifier.value,
+                *_identity_is(identifier),
                 _ic.status == ACTIVE,
                 _ic.customer_id.in_(family),
             )
@@ -413,6 +407,11 @@ def _merge_all(
 def _row(conn: Connection, identifier: Identifier) -> Any:
     """The identifier's active row, else its latest superseded one, else None."""
     return conn.execute(_IDENTITY_ROW, {"kind": identifier.kind, "value": identifier.value}).first()
+
+
+def _identity_is(identifier: Identifier) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The WHERE conditions of the identity rows of this identifier (any customer, any status)."""
+    return _ic.kind == identifier.kind, _ic.value == identifier.value
 
 
 def _attach(conn: Connection, customer_id: int, identifier: Identifier, evidence: str, at: datetime) -> bool:
