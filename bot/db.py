@@ -120,16 +120,12 @@ def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
 
 @functools.cache
 def _ignoring_duplicates(dialect: str, table: Table) -> Insert:
-    return _dialect_insert(dialect, table).on_conflict_do_nothing()
+    return dialect_insert(dialect, table).on_conflict_do_nothing()
 
 
-def dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """The connection's dialect's INSERT, which has ON CONFLICT (`on_conflict_do_nothing`,
+def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT (`conn.dialect.name`), which has ON CONFLICT (`on_conflict_do_nothing`,
     `on_conflict_do_update`): SQLite and PostgreSQL spell it the same."""
-    return _dialect_insert(conn.dialect.name, table)
-
-
-def _dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":

@@ -40,7 +40,6 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db import insert_or_ignore
 from bot.schema import customer_identities, customer_merges, customers
@@ -358,7 +357,8 @@ def rotate(
         conn.execute(
             update(customer_identities)
             .where(
-                *_identity_is(identifier),
+                _ic.kind == identifier.kind,
+                _ic.value == identifier.value,
                 _ic.status == ACTIVE,
                 _ic.customer_id.in_(family),
             )
@@ -407,11 +407,6 @@ def _merge_all(
 def _row(conn: Connection, identifier: Identifier) -> Any:
     """The identifier's active row, else its latest superseded one, else None."""
     return conn.execute(_IDENTITY_ROW, {"kind": identifier.kind, "value": identifier.value}).first()
-
-
-def _identity_is(identifier: Identifier) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """The WHERE conditions of the identity rows of this identifier (any customer, any status)."""
-    return _ic.kind == identifier.kind, _ic.value == identifier.value
 
 
 def _attach(conn: Connection, customer_id: int, identifier: Identifier, evidence: str, at: datetime) -> bool:

@@ -12,6 +12,7 @@ Dedupe is a claim with a lease, not a "seen" flag, so that a failure can never s
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -125,7 +126,7 @@ def record_statuses(conn: Connection, updates: Sequence[StatusUpdate]) -> None:
     status path spent the event loop's process on (docs/benchmarks.md)."""
     rows = forward_most(updates)
     if rows:
-        conn.execute(_forward_upsert(conn), rows)
+        conn.execute(_forward_upsert(conn.dialect.name), rows)
 
 
 def forward_most(updates: Sequence[StatusUpdate]) -> list[dict[str, Any]]:
@@ -165,8 +166,10 @@ def _status_values(update_: StatusUpdate) -> dict[str, Any]:
 _FORWARD = ("recipient_id", "status", "rank", "error_code", "error_title", "status_at", "updated_at")
 
 
-def _forward_upsert(conn: Connection) -> Insert:
-    insert = dialect_insert(conn, message_statuses)
+@functools.cache
+def _forward_upsert(dialect: str) -> Insert:
+    """Built once per dialect, like the statements of bot/store/identities.py."""
+    insert = dialect_insert(dialect, message_statuses)
     return insert.on_conflict_do_update(
         index_elements=[message_statuses.c.wamid],
         set_={column: insert.excluded[column] for column in _FORWARD},
