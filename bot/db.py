@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.pool import QueuePool
-from sqlalchemy.sql.expression import Insert
+from sqlalchemy.sql.expression import Insert, TextClause
 
 from bot import VAR_DIR, settings
 from bot.private_files import private_dir, private_sqlite_file
@@ -105,10 +105,34 @@ def insert_or_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> 
     Atomic in the database itself, and unlike catching IntegrityError it needs no savepoint
     (pysqlite's savepoints are unreliable, and a failed statement aborts a PostgreSQL transaction).
     """
-    # The values go in as parameters of a statement built once per table, so SQLAlchemy reuses
-    # its compiled form (a statement built per call cost ~7x the CPU; every inbound message runs
-    # several of these).
-    return conn.execute(insert_ignoring_duplicates(conn, table), values).rowcount == 1
+    statement, defaults = _insert_ignoring(table, frozenset(values))
+    return conn.execute(statement, {**defaults, **values}).rowcount == 1
+
+
+@functools.cache
+def _insert_ignoring(table: Table, keys: frozenset[str]) -> tuple[TextClause, dict[str, Any]]:
+    """The statement for `keys` and the table's Python-side column defaults that it must fill in.
+
+    A text statement with typed parameters, built and compiled once: SQLAlchemy 1.4's dialect
+    INSERTs opt out of its statement cache (`inherit_cache = False`), so an `on_conflict_do_nothing()`
+    insert was compiled again on every execution (~0.5 ms of CPU; every inbound message runs one).
+    The SQL is the same on SQLite and PostgreSQL.
+    """
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        if column.name in keys or column.default is None:
+            continue
+        if not column.default.is_scalar:
+            raise NotImplementedError(
+                f"{table.name}.{column.name}: only scalar Python defaults are filled in"
+            )
+        defaults[column.name] = column.default.arg
+    names = sorted(keys | defaults.keys())
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+        " ON CONFLICT DO NOTHING"
+    )
+    return text(sql).bindparams(*(bindparam(n, type_=table.c[n].type) for n in names)), defaults
 
 
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
