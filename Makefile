@@ -14,12 +14,14 @@ export ACTIONS_PORT ?= 5055
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL   := 2
 
-.PHONY: help run test lint unit validate story-test train migrate install eval eval-cv eval-dev bench lock clean
+.PHONY: help run test lint unit validate story-test train migrate install eval eval-cv eval-dev bench lock clean publish
 
 help:
 	@echo "make run    start the bot: action server + Rasa server with the WhatsApp channel"
 	@echo "make test   lint, unit and integration tests, data validation, test stories"
 	@echo "make train  (re)train the model when data, config or domain changed"
+	@echo "make publish  train, check and evaluate a candidate, then load it into the running bot"
+	@echo "            without a restart (PUBLISH_ARGS=\"--rasa-url URL ...\", --rollback, --force)"
 	@echo "make eval   opt-out recognition and confirmation answers on the held-out sets (vs the"
 	@echo "            keyword baseline) + 5-fold cross-validation; writes results/nlu_eval.json"
 	@echo "make eval-dev  the same on the DEV sets (tuned against); make eval-cv  cross-validation only"
@@ -49,6 +51,10 @@ run: migrate train
 	$(PY) -m bot run --model $(MODEL)
 
 test: lint validate unit story-test
+
+# Edit flow -> Publish (docs/conversation-design.md): the bot must be running.
+publish: install
+	$(PY) -m bot publish $(PUBLISH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bot.cli import broadcast, customers, db, run
+from bot.cli import broadcast, customers, db, publish, run
 
-TOPICS = (db, customers, run, broadcast)
+TOPICS = (db, customers, run, broadcast, publish)
 
 
 def build_parser() -> argparse.ArgumentParser:

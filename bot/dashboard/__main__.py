@@ -15,6 +15,8 @@ from aiohttp import web
 from bot.dashboard.app import DashboardConfig, build_app
 from bot.dashboard.simulator import SimulatorUnavailable, settings_from_env
 from bot.processes import auth_token
+from bot.publish.model_files import PUBLISHED_DIR, models_dir
+from bot.publish.records import LOG_NAME
 
 # Loopback only: the dashboard shows personal data and the simulator signs webhooks. To reach it
 # from elsewhere, put an HTTPS reverse proxy (or an SSH tunnel) in front of it.
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         rasa_url=rasa_url,
         trust_proxy=os.environ.get("DASHBOARD_TRUST_PROXY", "").lower() in TRUE,
         secure_cookie=os.environ.get("DASHBOARD_SECURE_COOKIE", "").lower() in TRUE,
+        publications=models_dir() / PUBLISHED_DIR / LOG_NAME,
     )
     if args.simulator:
         try:

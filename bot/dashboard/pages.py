@@ -40,7 +40,12 @@ EVENT_TEXT = {
     "resume": "Resumed promotions in WhatsApp (the opt-out stays: it is permanent)",
     "signup": "Signed up for promotions in WhatsApp (an existing opt-out stays)",
 }
-NAV = (("/customers", "Customers"), ("/opt-outs", "Opt-outs"), ("/broadcasts", "Broadcasts"))
+NAV = (
+    ("/customers", "Customers"),
+    ("/opt-outs", "Opt-outs"),
+    ("/broadcasts", "Broadcasts"),
+    ("/models", "Published model"),
+)
 
 
 def when(at: datetime | str | None) -> Safe:
