@@ -3,7 +3,8 @@
 `rasa run` takes its token only as `--auth-token <token>`, and a command line is public: `ps` and
 /proc/<pid>/cmdline show it to every user of the machine. This module is started with the other
 arguments and hands Rasa the token inside the process (rewriting sys.argv does not change the
-command line the kernel shows). It also caps the size of a request body (`bot.limits`).
+command line the kernel shows). It also caps the size of a request body (`bot.limits`), and loads a
+model published with `PUT /model` without stalling the server (`bot.model_swap`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def main() -> None:
     limit_sanic_requests(os.environ)
     from rasa.__main__ import main as rasa_main  # heavy (TensorFlow): only once the token is there
 
+    from bot.model_swap import load_models_off_the_loop
+
+    load_models_off_the_loop()
     rasa_main()
 
 

@@ -34,7 +34,7 @@ APP_SECRET = "e2e-app-secret"
 ACCESS_TOKEN = "e2e-access-token"
 AUTH_TOKEN = "e2e-rasa-token"
 ACTION_SERVER_TOKEN = "e2e-action-server-token"
-STARTUP_TIMEOUT = 180.0
+STARTUP_TIMEOUT = 360.0  # loading the model takes minutes while other jobs share the 2 cores
 
 
 def free_port() -> int:

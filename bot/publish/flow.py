@@ -187,67 +187,84 @@ def publish(settings: Settings) -> int:
         work.mkdir(parents=True, exist_ok=True)
         print(f"logs in {work}")
         try:
-            steps.validate(settings.project, work)
-            candidate = steps.train(settings.project, work, work)
-            steps.story_test(settings.project, candidate, work)
-            digest = model_files.sha256(settings.holdout)
-            evaluation = _evaluate(settings, "candidate", candidate, work, digest)
-            served = settings.models_dir / SERVED_MODEL
-            if live is not None and live.evaluation is not None and live.evaluation.holdout_sha256 == digest:
-                baseline = live.evaluation
-            elif live is not None:  # evaluated on another held-out set: measure it again on this one
-                baseline = _evaluate(settings, "published", Path(live.model_file), work, digest)
-            elif served.exists():
-                baseline = _evaluate(settings, "published", served, work, digest)
-            else:
-                baseline = None
-        except steps.StepFailed as failure:
-            print(f"NOT PUBLISHED: {failure}")
-            return 1
-        _print_evaluation("published", baseline)
-        _print_evaluation("candidate", evaluation)
-        decision = publish_allowed(baseline, evaluation, settings.tolerance)
-        if not decision.allowed and not settings.force:
-            print("NOT PUBLISHED: the opt-out evaluation is worse than the published model's:")
-            print("\n".join(f"  - {reason}" for reason in decision.reasons))
-            print("nothing was loaded; --force publishes anyway (and is recorded as forced)")
-            candidate.unlink()
-            return 1
-        if not decision.allowed:
-            print("FORCED: publishing despite: " + "; ".join(decision.reasons))
-        if live is None and served.exists():
-            live = _adopt_served_model(settings, baseline, started)
-            history.append(live)
-        fingerprint = model_files.model_id(candidate)
-        published = model_files.copy_atomically(
-            candidate, settings.published_dir / model_files.published_name(started, fingerprint)
-        )
-        candidate.unlink()
-        try:
-            loaded = swap(settings.rasa_urls, settings.token, published, fingerprint, live)
-        except SwapFailed as failure:
-            print(f"NOT PUBLISHED: {failure}")
-            return 1
-        commit, dirty = git_state(settings.project)
-        publication = Publication(
-            id=next_id(history),
-            at=_now().isoformat(),
-            kind=PUBLISH,
-            model_file=str(published.resolve()),
-            model_id=fingerprint,
-            sha256=model_files.sha256(published),
-            evaluation=evaluation,
-            git_commit=commit,
-            git_dirty=dirty,
-            forced=not decision.allowed,
-            gate_reasons=decision.reasons,
-            baseline=baseline,
-            tolerance=settings.tolerance,
-            replicas=loaded,
-            previous=None if live is None else live.id,
-        )
-        append(settings.log_path, publication)
-        _serve(settings, published)
+            return _publish(settings, history, live, work, started)
+        finally:
+            # The logs stay; the candidate archive does not (a published one has been copied).
+            (work / "candidate.tar.gz").unlink(missing_ok=True)
+
+
+def _check(
+    settings: Settings, live: Publication | None, work: Path
+) -> tuple[Path, Evaluation, Evaluation | None]:
+    """Validate, train, test stories, evaluate: (candidate, its numbers, the published numbers)."""
+    steps.validate(settings.project, work)
+    candidate = steps.train(settings.project, work, work)
+    steps.story_test(settings.project, candidate, work)
+    digest = model_files.sha256(settings.holdout)
+    evaluation = _evaluate(settings, "candidate", candidate, work, digest)
+    served = settings.models_dir / SERVED_MODEL
+    if live is not None and live.evaluation is not None and live.evaluation.holdout_sha256 == digest:
+        baseline = live.evaluation
+    elif live is not None:  # evaluated on another held-out set: measure it again on this one
+        baseline = _evaluate(settings, "published", Path(live.model_file), work, digest)
+    elif served.exists():  # nothing published yet: the model being served is the one to beat
+        baseline = _evaluate(settings, "published", served, work, digest)
+    else:
+        baseline = None
+    return candidate, evaluation, baseline
+
+
+def _publish(
+    settings: Settings, history: list[Publication], live: Publication | None, work: Path, started: datetime
+) -> int:
+    try:
+        candidate, evaluation, baseline = _check(settings, live, work)
+    except steps.StepFailed as failure:
+        print(f"NOT PUBLISHED: {failure}")
+        return 1
+    _print_evaluation("published", baseline)
+    _print_evaluation("candidate", evaluation)
+    decision = publish_allowed(baseline, evaluation, settings.tolerance)
+    if not decision.allowed and not settings.force:
+        print("NOT PUBLISHED: the opt-out evaluation is worse than the published model's:")
+        print("\n".join(f"  - {reason}" for reason in decision.reasons))
+        print("nothing was loaded; --force publishes anyway (and is recorded as forced)")
+        return 1
+    if not decision.allowed:
+        print("FORCED: publishing despite: " + "; ".join(decision.reasons))
+    if live is None and (settings.models_dir / SERVED_MODEL).exists():
+        live = _adopt_served_model(settings, baseline, started)
+        history.append(live)
+    fingerprint = model_files.model_id(candidate)
+    published = model_files.copy_atomically(
+        candidate, settings.published_dir / model_files.published_name(started, fingerprint)
+    )
+    try:
+        loaded = swap(settings.rasa_urls, settings.token, published, fingerprint, live)
+    except SwapFailed as failure:
+        published.unlink()  # not a publication: no replica kept it
+        print(f"NOT PUBLISHED: {failure}")
+        return 1
+    commit, dirty = git_state(settings.project)
+    publication = Publication(
+        id=next_id(history),
+        at=_now().isoformat(),
+        kind=PUBLISH,
+        model_file=str(published.resolve()),
+        model_id=fingerprint,
+        sha256=model_files.sha256(published),
+        evaluation=evaluation,
+        git_commit=commit,
+        git_dirty=dirty,
+        forced=not decision.allowed,
+        gate_reasons=decision.reasons,
+        baseline=baseline,
+        tolerance=settings.tolerance,
+        replicas=loaded,
+        previous=None if live is None else live.id,
+    )
+    append(settings.log_path, publication)
+    _serve(settings, published)
     print(f"PUBLISHED {published.name} (model {fingerprint}) as publication {publication.id}")
     return 0
 
