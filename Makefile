@@ -23,7 +23,8 @@ help:
 	@echo "make publish  train, check and evaluate a candidate, then load it into the running bot"
 	@echo "            without a restart (PUBLISH_ARGS=\"--rasa-url URL ...\", --rollback, --force)"
 	@echo "make eval   opt-out recognition and confirmation answers on the held-out sets (vs the"
-	@echo "            keyword baseline) + 5-fold cross-validation; writes results/nlu_eval.json"
+	@echo "            keyword baseline) + 5-fold cross-validation; writes results/nlu_eval.json;"
+	@echo "            then language detection per language (results/language_eval.json)"
 	@echo "make eval-dev  the same on the DEV sets (tuned against); make eval-cv  cross-validation only"
 	@echo "make bench  benchmarks (webhook vs REST channel, NLU eval, ...)"
 	@echo "make lock   re-resolve requirements.in into requirements.lock"
@@ -73,17 +74,20 @@ story-test: train
 
 # --- measurement -------------------------------------------------------------------------
 # Held-out sets (frozen, never tuned against): bench/data/opt_out_holdout_v2.yml and
-# bench/data/confirmation_answers_holdout_v2.yml (the defaults), plus 5-fold cross-validation.
+# bench/data/confirmation_answers_holdout_v2.yml (the defaults), plus 5-fold cross-validation;
+# then language detection on bench/data/language_holdout.yml (no training: a second or two).
 eval: install
 	$(PY) -m bench.nlu_eval --cross-validation --json results/nlu_eval.json
+	$(PY) -m bench.language_eval --json results/language_eval.json
 
 eval-cv: install
 	$(PY) -m bench.nlu_eval --cv-only --json results/nlu_eval_cv.json
 
 # DEV sets: tuned against, so optimistic (the old opt_out_holdout.yml was tuned against too).
 eval-dev: install
-	$(PY) -m bench.nlu_eval --holdout bench/data/opt_out_dev.yml bench/data/opt_out_holdout.yml \
-		--confirmation bench/data/confirmation_answers_dev.yml --json results/nlu_eval_dev.json
+	$(PY) -m bench.nlu_eval --holdout bench/data/opt_out_dev.yml bench/data/opt_out_dev_v2.yml bench/data/opt_out_holdout.yml \
+		--confirmation bench/data/confirmation_answers_dev.yml bench/data/confirmation_answers_holdout.yml --json results/nlu_eval_dev.json
+	$(PY) -m bench.language_eval --dev
 
 bench: eval train
 	$(PY) -m bench.webhook_vs_rest --model $(MODEL)

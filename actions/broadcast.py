@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
@@ -33,9 +34,10 @@ from bot.broadcast import deliveries
 from bot.broadcast.audience import PENDING
 from bot.broadcast.deliveries import FAILED, SENT, SKIPPED_OPTED_OUT
 from bot.broadcast.runner import BROADCAST_ENTITY
-from bot.broadcast.template import template_message
-from bot.masking import mask_phone
-from bot.store.phone_numbers import normalise_wa_id
+from bot.broadcast.template import load_buttons, template_message
+from bot.masking import mask_identifier
+from bot.opt_out_link.settings import LinkSettings
+from bot.store.identities import Address, address_of, resolve
 from bot.store.tags import record_opt_out
 from bot.store.timestamps import now
 from bot.whatsapp.cloud_api import (
@@ -46,6 +48,7 @@ from bot.whatsapp.cloud_api import (
     SendUnavailable,
 )
 from bot.whatsapp.config import WhatsAppConfig
+from bot.whatsapp.outbound import addressed
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,12 @@ def cloud_api() -> CloudApiClient | None:
     return CloudApiClient(config.api_url, config.phone_number_id, config.access_token)
 
 
+@functools.lru_cache(maxsize=1)
+def link_settings() -> LinkSettings:
+    """Read once per process: the secret must not change under a running broadcast."""
+    return LinkSettings.from_env()
+
+
 class ActionSendBroadcast(Action):
     def name(self) -> str:
         return "action_send_broadcast"
@@ -69,7 +78,7 @@ class ActionSendBroadcast(Action):
         if confirming_opt_out(tracker):
             # Not claimed: it stays pending, and a later run (--id) sends or skips it once the
             # customer has answered. A rule then asks the open question again.
-            logger.info("broadcast deferred: %s is confirming an opt-out", mask_phone(tracker.sender_id))
+            logger.info("broadcast deferred: %s is confirming an opt-out", mask_identifier(tracker.sender_id))
             return []
         # After a broadcast the bot waits for the customer, as the rule says; saying it here as
         # well spares Rasa a policy prediction per message (a seventh of its CPU per broadcast).
@@ -80,30 +89,38 @@ class ActionSendBroadcast(Action):
         if not broadcast_id:
             logger.info("action_send_broadcast without a broadcast id: nothing to do")
             return []
-        try:
-            wa_id = normalise_wa_id(tracker.sender_id)
-        except ValueError:
-            logger.warning("action_send_broadcast in a conversation that is not a WhatsApp number")
-            return []
+        # The conversation is the customer key; the address (phone number or BSUID) is looked up.
+        customer = tracker.sender_id
         client = cloud_api()
         if client is None:
             # Checked before claiming, so that the delivery stays pending for a later run.
             logger.error("cannot send broadcasts: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
             return []
         try:
-            return await self._send(client, str(broadcast_id), wa_id)
+            return await self._send(client, str(broadcast_id), customer)
         except SQLAlchemyError:
             # The delivery stays pending (the claim rolled back) or sending (reported as interrupted).
             logger.exception(
-                "customer store unavailable during broadcast %s to %s", broadcast_id, mask_phone(wa_id)
+                "customer store unavailable during broadcast %s to %s",
+                broadcast_id,
+                mask_identifier(customer),
             )
             return []
 
     async def _send(self, client: CloudApiClient, broadcast_id: str, wa_id: str) -> list[EventType]:
-        claimed = await run_store(_claim_if_allowed, broadcast_id, wa_id)
-        if claimed is None:
+        allowed = await run_store(_claim_if_allowed, broadcast_id, wa_id)
+        if allowed is None:
             return []
-        body = template_message(wa_id, claimed.template, claimed.language, claimed.params, broadcast_id)
+        claimed, address, customer_id = allowed
+        buttons = load_buttons(claimed.template)
+        # The opt-out link's token names the customer and this broadcast (bot/opt_out_link).
+        link_token = None
+        if buttons.opt_out_link is not None:
+            link_token = link_settings().token(customer_id, broadcast_id, int(time.time()))
+        template = template_message(
+            "", claimed.template, claimed.language, claimed.params, broadcast_id, buttons, link_token
+        )
+        body = addressed(template, address)
         try:
             sent = await client.send(body)
         except SendRejected as error:
@@ -121,17 +138,27 @@ class ActionSendBroadcast(Action):
         return [SlotSet("last_broadcast", claimed.template)]
 
 
-def _claim_if_allowed(conn: Connection, broadcast_id: str, wa_id: str) -> deliveries.Claimed | None:
-    """Claim the delivery and ask for consent at this moment, in one transaction; None: do not send."""
+def _claim_if_allowed(
+    conn: Connection, broadcast_id: str, wa_id: str
+) -> tuple[deliveries.Claimed, Address, int] | None:
+    """Claim the delivery and ask for consent at this moment, in one transaction; None: do not send.
+
+    `wa_id` is the conversation: the customer key (any identifier of theirs does too)."""
     claimed = deliveries.claim(conn, broadcast_id, wa_id, now())
     if claimed is None:
-        logger.info("broadcast %s: nothing pending for %s", broadcast_id, mask_phone(wa_id))
+        logger.info("broadcast %s: nothing pending for %s", broadcast_id, mask_identifier(wa_id))
         return None
     if not consent.may_send_marketing(conn, wa_id):
         deliveries.finish(conn, broadcast_id, wa_id, SKIPPED_OPTED_OUT, now())
-        logger.info("broadcast %s: %s opted out since the selection", broadcast_id, mask_phone(wa_id))
+        logger.info("broadcast %s: %s opted out since the selection", broadcast_id, mask_identifier(wa_id))
         return None
-    return claimed
+    customer = resolve(conn, wa_id)
+    address = None if customer is None else address_of(conn, customer.id)
+    if address is None:
+        deliveries.finish(conn, broadcast_id, wa_id, FAILED, now(), None, None, "no WhatsApp address")
+        logger.warning("broadcast %s: %s has no WhatsApp address", broadcast_id, mask_identifier(wa_id))
+        return None
+    return claimed, address, customer.id
 
 
 def _refused(conn: Connection, broadcast_id: str, wa_id: str, code: int | None, title: str) -> bool:

@@ -1,4 +1,9 @@
-"""What actions need to know about the customer behind a conversation and its messages."""
+"""What actions need to know about the customer behind a conversation and its messages.
+
+A conversation's sender id is the customer key (bot/store/identities.py); every store function
+takes it as the customer. The identifier a message came under (phone number or BSUID) is in its
+metadata, for the consent history.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from bot.db import run_sync, transaction
+from bot.store.identifiers import Identifier
 
 T = TypeVar("T")
 
@@ -30,6 +36,15 @@ async def run_store(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def message_id_of(message: dict[str, Any]) -> str | None:
     return (message.get("metadata") or {}).get("message_id") or message.get("message_id")
+
+
+def identifier_of(message: dict[str, Any]) -> Identifier | None:
+    """The identifier the WhatsApp channel says the message came under, if any."""
+    metadata = message.get("metadata") or {}
+    try:
+        return Identifier(metadata["identifier_kind"], metadata["identifier_value"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def optout_source(events: Iterable[dict[str, Any]]) -> str:

@@ -9,8 +9,9 @@ Subclasses only say what to send. Each playbook is switched on or off in playboo
 Service messages (answers to the customer's own questions, the opt-out confirmation) are not
 marketing and do not go through here.
 
-A playbook is started from outside, like a broadcast: `POST /conversations/<wa_id>/trigger_intent`
-with an EXTERNAL_ intent (data/rules.yml maps it to the action).
+A playbook is started from outside, like a broadcast: `POST /conversations/<conversation>/trigger_intent`
+with an EXTERNAL_ intent (data/rules.yml maps it to the action); the conversation is the customer
+key, which `bot.store.identities.conversation_id` finds from any identifier of the customer.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions import playbooks
 from actions.customer import run_store
 from bot import consent
-from bot.masking import mask_phone
+from bot.masking import mask_identifier
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +59,18 @@ class MarketingAction(Action, ABC):
         if not on:
             return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: switched off in playbooks.yml")]
         if confirming_opt_out(tracker):
-            logger.info("%s: %s is confirming an opt-out; not sent", self.playbook, mask_phone(wa_id))
+            logger.info("%s: %s is confirming an opt-out; not sent", self.playbook, mask_identifier(wa_id))
             return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: customer is confirming an opt-out")]
         try:
             allowed = await run_store(consent.may_send_marketing, wa_id)
         except (SQLAlchemyError, ValueError):
             # Fail closed: marketing that cannot be checked is not sent.
-            logger.exception("%s: cannot check consent of %s; not sent", self.playbook, mask_phone(wa_id))
+            logger.exception(
+                "%s: cannot check consent of %s; not sent", self.playbook, mask_identifier(wa_id)
+            )
             return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: consent could not be checked")]
         if not allowed:
-            logger.info("%s: %s opted out; not sent", self.playbook, mask_phone(wa_id))
+            logger.info("%s: %s opted out; not sent", self.playbook, mask_identifier(wa_id))
             return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: customer opted out")]
         return await self.send(dispatcher, tracker, domain)
 

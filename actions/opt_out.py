@@ -20,8 +20,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions.customer import message_id_of, optout_source, run_store
-from bot.masking import mask_phone
+from actions.customer import identifier_of, message_id_of, optout_source, run_store
+from actions.opt_out_mode import MODE, opts_out_at_once
+from bot.masking import mask_identifier
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import record_opt_out
 from bot.store.timestamps import now
@@ -48,6 +49,11 @@ NO_INTENTS = frozenset({"deny", "want_marketing"})
 # "no" is usually the runner-up. Decided before the frozen held-out set was evaluated; the
 # cost is an extra question for a customer who meant yes.
 NO_DOUBT = 0.1
+# ...and an answer predicted with less than NO_MAJORITY while the "no" intents together hold at least
+# NO_MAJORITY of the ranking is a "no". The NLU pipeline may put opt_out on top of such a ranking only because it
+# might be an opt-out (nlu_components/opt_out_in_doubt.py: "when in doubt, ask"); as an answer to
+# the confirmation, "I want more offers" is still a no (nothing is written either way).
+NO_MAJORITY = 0.5
 # A typed yes must also be plain: every word of it on the list in actions/yes_words.yml, and no
 # question ("what?", "hein?"), which the customer typed and nobody has to guess. The model is
 # over-confident on answers unlike its training data, and a "no" it reads as a sure yes would be
@@ -84,13 +90,16 @@ class ActionCheckOptOut(Action):
                 name=metadata.get("name"),
             )
         except SQLAlchemyError:
-            logger.exception("could not record the opt-out request of %s", mask_phone(tracker.sender_id))
+            logger.exception("could not record the opt-out request of %s", mask_identifier(tracker.sender_id))
             dispatcher.utter_message(json_message=retry_turn("could not record the opt-out request"))
             return []
-        # A new confirmation starts from scratch, whatever an earlier one left in the slots.
+        # A new confirmation starts from scratch, whatever an earlier one left in the slots; in
+        # immediate mode a keyword or a stop button is itself the answer (actions/opt_out_mode.py).
+        at_once = requested and opts_out_at_once(MODE, typed_text(tracker.latest_message.get("text") or ""))
         return [
             SlotSet("already_opted_out", not requested),
-            SlotSet("opt_out_decision", None),
+            SlotSet("opt_out_at_once", at_once),
+            SlotSet("opt_out_decision", "confirmed" if at_once else None),
             SlotSet("opt_out_unclear_answers", 0),
         ]
 
@@ -107,7 +116,8 @@ def confirmation_answer(
     - yes (`opt_out_decision: confirmed`): affirm or opt_out with confidence >= YES_CONFIDENCE
       and less than NO_DOUBT of the ranking on a "no" intent (`doubt`, see `no_weight`); a typed
       answer (`typed`, None for a button payload) must also be `plainly_yes`;
-    - no (`kept`): deny or want_marketing, at any confidence;
+    - no (`kept`): deny or want_marketing, at any confidence, or any intent predicted with less
+      than NO_MAJORITY while the "no" intents hold at least NO_MAJORITY of the ranking;
     - not an answer (empty result): a question, a complaint or an event from outside; the form
       rejects the turn so that a rule can answer it, then asks again;
     - unclear (anything else, including nlu_fallback and a low-confidence yes): counted in
@@ -117,7 +127,7 @@ def confirmation_answer(
     sure = intent in YES_INTENTS and confidence >= YES_CONFIDENCE and doubt < NO_DOUBT
     if sure and (typed is None or plainly_yes(typed)):
         return {"opt_out_decision": "confirmed"}
-    if intent in NO_INTENTS:
+    if intent in NO_INTENTS or (confidence < NO_MAJORITY <= doubt):
         return {"opt_out_decision": "kept"}
     if intent in QUESTION_INTENTS or (intent or "").startswith("EXTERNAL_"):
         # Questions, and events from outside (a broadcast, a playbook), are not answers.
@@ -243,14 +253,15 @@ class ActionOptOut(Action):
                 message_id=message_id_of(tracker.latest_message),
                 at=now(),
                 name=metadata.get("name"),
+                under=identifier_of(tracker.latest_message),
             )
         except SQLAlchemyError:
-            logger.exception("could not save the opt-out of %s", mask_phone(wa_id))
+            logger.exception("could not save the opt-out of %s", mask_identifier(wa_id))
             dispatcher.utter_message(json_message=retry_turn("could not save the opt-out"))
             return [SlotSet("opt_out_outcome", "failed")]
         logger.info(
             "%s opted out (%s, %s)",
-            mask_phone(wa_id),
+            mask_identifier(wa_id),
             result.source,
             "new" if result.created else "already recorded",
         )
@@ -263,7 +274,7 @@ class ActionOptOut(Action):
             await run_store(keep_marketing, wa_id, message_id_of(tracker.latest_message), now())
         except SQLAlchemyError:
             # Marketing stays suppressed (the safe side); WhatsApp redelivers the "no".
-            logger.exception("could not save that %s keeps marketing", mask_phone(wa_id))
+            logger.exception("could not save that %s keeps marketing", mask_identifier(wa_id))
             dispatcher.utter_message(json_message=retry_turn("could not save the answer"))
             return [SlotSet("opt_out_outcome", "failed")]
         return [SlotSet("opt_out_outcome", "kept")]

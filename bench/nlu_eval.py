@@ -10,14 +10,20 @@ directory, so nothing in ``models/`` is touched), then:
 
 - classifies every example of each ``--holdout`` file (default: the frozen
   ``bench/data/opt_out_holdout_v2.yml``) and prints precision / recall / false-positive rate
-  of the ``opt_out`` intent overall and per language, next to the exact-keyword baseline;
+  of the ``opt_out`` intent overall and per language, next to the exact-keyword baseline.
+  "Predicted opt_out" is exactly what starts the confirmation in the bot: the top intent of the
+  whole NLU pipeline of ``config.yml`` as the Rasa server runs it, i.e. after the
+  FallbackClassifier and after ``nlu_components.opt_out_in_doubt.OptOutInDoubt`` (which also
+  predicts opt_out when DIET half-believes it or the second-opinion classifier does; the rule
+  ``intent: opt_out`` -> ``action_check_opt_out`` in ``data/rules.yml`` then starts the form);
 - parses every answer of each ``--confirmation`` file (default: the frozen
   ``bench/data/confirmation_answers_holdout_v2.yml``; gold intents ``yes`` / ``no`` / ``unclear``)
   and maps the parse through ``actions.opt_out.confirmation_answer`` (the very function the
   confirmation form uses; no earlier unclear answer) to a decision, then prints a per-language
   confusion table and the key number: "no"/"unclear" answers read as "yes" (target 0 for "no");
 - with ``--cross-validation``: runs ``rasa test nlu --cross-validation --folds 5`` on the
-  training data and prints opt_out precision / recall / f1 and the overall accuracy.
+  training data and prints opt_out precision / recall / f1 and the overall accuracy (the same
+  pipeline, OptOutInDoubt included; ``rasa test nlu`` itself undoes an ``nlu_fallback`` answer).
 
 The DEV sets ``bench/data/opt_out_dev.yml`` and ``bench/data/confirmation_answers_dev.yml``
 (tuned against) are evaluated the same way by passing them explicitly (``make eval-dev``).
@@ -159,10 +165,11 @@ def is_twilio_keyword(text: str) -> bool:
 
 
 def is_opt_out_intent(intent: str | None) -> bool:
-    """Only a top intent of exactly ``opt_out`` counts.
+    """Only a top intent of exactly ``opt_out`` counts: the one that starts the confirmation.
 
     ``nlu_fallback`` (the FallbackClassifier's low-confidence answer) is *not* an opt-out:
-    the bot would ask the customer to rephrase instead of unsubscribing them.
+    the bot would ask the customer to rephrase instead of unsubscribing them. (A half-believed
+    opt_out has already been made the top intent by OptOutInDoubt in the pipeline.)
     """
     return intent == OPT_OUT
 

@@ -2,6 +2,13 @@
 
 The rule: marketing is allowed unless the customer has an OPT_OUT tag or an open opt-out request.
 
+"The customer" is a person, not an identifier: a customer's *family* (itself and every customer
+merged into it, bot/store/identities.py) counts as one. An opt-out recorded under a BSUID applies
+to the phone number it is later linked to, and the other way round, from the moment of the link;
+nothing is copied, the rule reads the whole family. Whatever identifier a sender is given (phone
+number, BSUID, parent BSUID or customer key), `may_send_marketing` resolves it to the customer
+first, so it is the same answer for each.
+
 An open request (table opt_out_requests, bot/store/opt_out_requests.py) means the customer asked to
 stop and has not confirmed yet. Until they answer, the request is taken as covering all marketing
 (as the FCC's 2024 revocation rules expect of a confirmation question): broadcasts, playbooks, everything. Their "no" (keep
@@ -21,12 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import Table, and_, exists, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnElement, FromClause
 
 from bot.schema import customers, opt_out_requests, tags
-from bot.store.phone_numbers import normalise_wa_id
+from bot.store.identities import resolve
 
 OPT_OUT = "OPT_OUT"
 
@@ -39,6 +46,7 @@ SOURCES = frozenset(
         "meta_preferences",  # WhatsApp's own stop/resume promotions (user_preferences webhook)
         "meta_131050",  # Meta refused a marketing message: the user stopped marketing messages
         "import",  # `python -m bot customers import`
+        "link",  # the opt-out link of a marketing template (bot/opt_out_link)
     }
 )
 
@@ -54,39 +62,55 @@ def check_source(source: str) -> None:
 
 
 def marketing_allowed(tag_names: Iterable[str], *, opt_out_requested: bool) -> bool:
-    """Pure: `opt_out_requested` is whether the customer has an open (unconfirmed) request to stop."""
+    """Pure: `tag_names` are the tags of the customer's whole family, `opt_out_requested` whether
+    any member has an open (unconfirmed) request to stop."""
     return not opt_out_requested and OPT_OUT not in set(tag_names)
 
 
 def marketing_allowed_clause(customers_table: FromClause) -> ColumnElement:
-    """SQL for `marketing_allowed`, correlated to `customers_table` (the table or an alias of it).
+    """SQL for `marketing_allowed`, correlated to `customers_table` (the table or an alias of it)
+    whose rows are live customers.
 
-    For the broadcast audience: `select(c.wa_id).where(marketing_allowed_clause(c))`.
+    For the broadcast audience: `select(c.key).where(marketing_allowed_clause(c))`.
     """
     return and_(~opted_out(customers_table.c.id), ~opt_out_request_open(customers_table.c.id))
 
 
-def opted_out(customer_id: ColumnElement | int) -> ColumnElement:
-    """SQL: the customer (an id, or a column correlated to one) has the OPT_OUT tag."""
-    return exists().where(tags.c.customer_id == customer_id, tags.c.name == OPT_OUT)
-
-
-def opt_out_request_open(customer_id: ColumnElement | int) -> ColumnElement:
-    """SQL: the customer (an id, or a column correlated to one) has an unresolved opt-out request."""
-    return exists().where(
-        opt_out_requests.c.customer_id == customer_id,
-        opt_out_requests.c.resolved_at.is_(None),
+def _family_has(table: Table, condition: ColumnElement, customer_id: ColumnElement | int) -> ColumnElement:
+    """SQL: a row of `table` (tags, opt_out_requests) matching `condition` belongs to the family of
+    `customer_id` (the live customer: itself, or a customer merged into it). One EXISTS with a
+    join, so that a `customer_id` column correlates to the caller's query."""
+    member = customers.alias("family_member")
+    return exists(
+        select(member.c.id)
+        .select_from(table.join(member, member.c.id == table.c.customer_id))
+        .where(condition, or_(member.c.id == customer_id, member.c.merged_into == customer_id))
     )
 
 
-def may_send_marketing(conn: Connection, wa_id: str) -> bool:
-    """Raises ValueError for something that is not a phone number rather than guess."""
-    customer = conn.execute(
-        select(customers.c.id, opt_out_request_open(customers.c.id).label("requested")).where(
-            customers.c.wa_id == normalise_wa_id(wa_id)
-        )
-    ).one_or_none()
+def opted_out(customer_id: ColumnElement | int) -> ColumnElement:
+    """SQL: the customer's family (an id, or a column correlated to one) has the OPT_OUT tag."""
+    return _family_has(tags, tags.c.name == OPT_OUT, customer_id)
+
+
+def opt_out_request_open(customer_id: ColumnElement | int) -> ColumnElement:
+    """SQL: the customer's family (an id, or a column correlated to one) has an unresolved
+    opt-out request."""
+    return _family_has(opt_out_requests, opt_out_requests.c.resolved_at.is_(None), customer_id)
+
+
+def customer_may_receive_marketing(conn: Connection, customer_id: int) -> bool:
+    """The rule for a live customer's id."""
+    row = conn.execute(
+        select(opted_out(customer_id).label("out"), opt_out_request_open(customer_id).label("requested"))
+    ).one()
+    return marketing_allowed((OPT_OUT,) if row.out else (), opt_out_requested=bool(row.requested))
+
+
+def may_send_marketing(conn: Connection, who: str) -> bool:
+    """`who`: a customer key, phone number, BSUID or parent BSUID. ValueError for anything else
+    rather than guess; an identifier nobody has is allowed (see the module docstring)."""
+    customer = resolve(conn, who)
     if customer is None:
         return marketing_allowed((), opt_out_requested=False)
-    names = conn.execute(select(tags.c.name).where(tags.c.customer_id == customer.id)).scalars()
-    return marketing_allowed(names, opt_out_requested=bool(customer.requested))
+    return customer_may_receive_marketing(conn, customer.id)

@@ -1,8 +1,10 @@
 """A local stand-in for Meta's Graph API messages endpoint, for tests, benchmarks and the simulator.
 
 It speaks the same protocol as `POST /<version>/<phone-number-id>/messages`: checks the bearer
-token, answers with a fresh wamid, and records every body it accepted. Control routes let a test
-script failures:
+token, takes the customer from `to` (a phone number) or `recipient` (a BSUID; `to` wins when both
+are given, as at Meta), answers with a fresh wamid and the `contacts` Meta would, and records every
+body it accepted. Control routes let a test script failures (`to` matches either field; 131062
+means "this message type needs a phone number" and, as at Meta, hits `recipient` sends only):
 
 - GET    /_fake/sent                      every accepted message, in order
 - DELETE /_fake/sent                      forget them (and any scripted failures)
@@ -30,8 +32,10 @@ ERROR_TITLES = {
     131047: "Re-engagement message",
     131050: "User has stopped receiving marketing messages",
     131056: "Pair rate limit hit",
+    131062: "Business-scoped user ID recipients are not supported for this message",
     132001: "Template name does not exist in the translation",
 }
+NEEDS_PHONE_NUMBER = 131062
 
 
 @dataclass
@@ -50,8 +54,10 @@ class FakeGraphState:
     attempts: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
-    def next_failure(self, to: str) -> ScriptedFailure | None:
+    def next_failure(self, to: str, by_phone: bool) -> ScriptedFailure | None:
         for failure in self.failures:
+            if failure.code == NEEDS_PHONE_NUMBER and by_phone:
+                continue
             if failure.times > 0 and failure.to in (None, to):
                 failure.times -= 1
                 return failure
@@ -67,21 +73,21 @@ def build_app(state: FakeGraphState) -> web.Application:
             body = await request.json()
         except ValueError:
             return _error(400, 100, "Invalid parameter")
-        if body.get("messaging_product") != "whatsapp" or not body.get("to") or not body.get("type"):
+        to = body.get("to") or body.get("recipient")
+        if body.get("messaging_product") != "whatsapp" or not to or not body.get("type"):
             return _error(400, 100, "Invalid parameter")
-        failure = state.next_failure(str(body["to"]))
+        by_phone = bool(body.get("to"))
+        failure = state.next_failure(str(to), by_phone)
         if failure is not None:
             return _error(failure.status, failure.code, ERROR_TITLES.get(failure.code, "Error"))
         wamid = f"wamid.FAKE{next(state._ids):012d}"
         state.sent.append(
             {"id": wamid, "phone_number_id": request.match_info["phone_number_id"], "body": body}
         )
+        # A send response never names both identifiers (notes/whatsapp-bsuid.md, section 6).
+        contact = {"input": to, "wa_id": to} if by_phone else {"input": to, "user_id": to}
         return web.json_response(
-            {
-                "messaging_product": "whatsapp",
-                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
-                "messages": [{"id": wamid}],
-            }
+            {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": wamid}]}
         )
 
     async def sent(_: web.Request) -> web.Response:

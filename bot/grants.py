@@ -5,7 +5,8 @@ from changing or removing an opt-out. But a table's owner may `ALTER TABLE ... D
 `DROP TRIGGER` or drop the table, so the role the bot runs as must not own them (nor be a
 superuser, which bypasses everything). `python -m bot db grant --role ROLE`, run as the owner
 after `db upgrade`, gives that role exactly what the bot needs: no DELETE or UPDATE on tags and
-the consent history, no DELETE on opt-out requests, no TRUNCATE, DDL or REFERENCES anywhere.
+the consent history, no DELETE on opt-out requests or identities, no TRUNCATE, DDL or REFERENCES
+anywhere.
 
 Rasa's tracker store (table `events`) creates its table when Rasa starts, which a role without
 CREATE cannot do. So `grant` creates it here, as the owner, from Rasa's own model, when the
@@ -28,7 +29,11 @@ BOT_PRIVILEGES: dict[str, tuple[str, ...]] = {
     # webhook dedupe records: a failed turn deletes its claim so that WhatsApp's retry is processed
     "inbound_messages": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "message_statuses": ("SELECT", "INSERT", "UPDATE"),
-    "customers": ("SELECT", "INSERT", "UPDATE"),  # names and seen times change; never deleted
+    "customers": ("SELECT", "INSERT", "UPDATE"),  # names, seen times, merged_into change; never deleted
+    # UPDATE: last seen, and active -> superseded (the triggers allow no more); never deleted
+    "customer_identities": ("SELECT", "INSERT", "UPDATE"),
+    "customer_merges": ("SELECT", "INSERT"),
+    "unidentified_events": ("SELECT", "INSERT", "UPDATE"),
     "tags": ("SELECT", "INSERT"),
     "consent_events": ("SELECT", "INSERT"),
     "opt_out_requests": ("SELECT", "INSERT", "UPDATE"),  # UPDATE resolves (the trigger allows no more)

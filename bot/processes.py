@@ -24,6 +24,7 @@ STOP_TIMEOUT = 15.0
 LOOPBACK = "127.0.0.1"
 # The shared secret that Rasa sends the action server with every call (`bot.action_auth`).
 ACTION_SERVER_TOKEN = "ACTION_SERVER_TOKEN"
+OPT_OUT_LINK_SECRET = "OPT_OUT_LINK_SECRET"
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,22 @@ def action_server_token(
     return _private_token(environ, ACTION_SERVER_TOKEN, token_file)
 
 
+def opt_out_link_secret(
+    environ: dict[str, str] | os._Environ = os.environ,
+    token_file: Path = VAR_DIR / "opt_out_link_secret",
+) -> str:
+    """OPT_OUT_LINK_SECRET, or a random one kept in var/: the key that signs opt-out links."""
+    return _private_token(environ, OPT_OUT_LINK_SECRET, token_file)
+
+
 def secrets_environment(environ: dict[str, str] | os._Environ = os.environ) -> dict[str, str]:
     """The tokens the servers read from their environment, never from their command line: `ps`
     and /proc/<pid>/cmdline show a command line to every user of the machine."""
-    return {"RASA_AUTH_TOKEN": auth_token(environ), ACTION_SERVER_TOKEN: action_server_token(environ)}
+    return {
+        "RASA_AUTH_TOKEN": auth_token(environ),
+        ACTION_SERVER_TOKEN: action_server_token(environ),
+        OPT_OUT_LINK_SECRET: opt_out_link_secret(environ),
+    }
 
 
 def actions_command(ports: Ports, host: str = LOOPBACK) -> list[str]:

@@ -3,14 +3,16 @@
 `rasa run` takes its token only as `--auth-token <token>`, and a command line is public: `ps` and
 /proc/<pid>/cmdline show it to every user of the machine. This module is started with the other
 arguments and hands Rasa the token inside the process (rewriting sys.argv does not change the
-command line the kernel shows). It also caps the size of a request body (`bot.limits`), and loads a
-model published with `PUT /model` without stalling the server (`bot.model_swap`).
+command line the kernel shows). It also caps the size of a request body (`bot.limits`), keeps the log
+level it was given, and loads a model published with `PUT /model` without stalling the server
+(`bot.model_swap`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 
 from bot.limits import limit_sanic_requests
@@ -25,9 +27,24 @@ def rasa_argv(args: list[str], environ: Mapping[str, str]) -> list[str]:
     return ["rasa", "run", *args, "--enable-api", "--auth-token", token]
 
 
+def keep_the_root_log_level() -> None:
+    """Run numpy.distutils.log's import-time side effect now, before Rasa sets the log level.
+
+    setuptools' distutils logs through the ROOT logger, and importing numpy.distutils.log sets that
+    logger to WARNING. Rasa's LogisticRegressionClassifier imports it (via skops) when the model
+    loads, so every INFO line of ours (the channel, the stores) vanished after start-up. Imported
+    first, the side effect happens before Rasa configures logging and is not repeated later.
+    """
+    with warnings.catch_warnings():
+        # numpy.distutils is deprecated; only its import's side effect matters here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import numpy.distutils.log  # noqa: F401
+
+
 def main() -> None:
     sys.argv = rasa_argv(sys.argv[1:], os.environ)
     limit_sanic_requests(os.environ)
+    keep_the_root_log_level()
     from rasa.__main__ import main as rasa_main  # heavy (TensorFlow): only once the token is there
 
     from bot.model_swap import load_models_off_the_loop

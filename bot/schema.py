@@ -23,7 +23,7 @@ inbound_messages = Table(
     "inbound_messages",
     metadata,
     Column("wamid", String(255), primary_key=True),
-    Column("wa_id", String(32), nullable=False),
+    Column("customer_key", String(32), nullable=False),  # the Rasa sender id of the turn
     Column("state", String(16), nullable=False),  # processing | done
     Column("attempts", Integer, nullable=False, default=1),
     Column("claimed_at", DateTime(timezone=True), nullable=False),
@@ -48,17 +48,75 @@ message_statuses = Table(
 # The customer store. Opt-outs are a legal obligation: migration 0002 adds database triggers so
 # that an OPT_OUT tag and the consent history can be neither changed nor deleted (see there).
 
-# A customer is their WhatsApp number (digits only, as Meta sends `wa_id`); it never changes.
+# A customer is the project's own `key`: Rasa's sender id, unique and never changed (migration 0005
+# guards it). Phone numbers, BSUIDs and parent BSUIDs live in customer_identities; the username and
+# the profile name are display data, never keys. A customer merged into another keeps its row as a
+# tombstone (`merged_into`, one hop to a live customer) so that its key and identities resolve.
 # The seen times track inbound messages only, so they stay NULL for a customer known only from an
 # import: nothing may mistake an import for a conversation (e.g. for the 24-hour service window).
 customers = Table(
     "customers",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("wa_id", String(32), nullable=False, unique=True),
+    Column("key", String(32), nullable=False, unique=True),
     Column("name", String(255)),
+    Column("username", String(64)),
     Column("first_seen_at", DateTime(timezone=True)),
     Column("last_seen_at", DateTime(timezone=True)),
+    Column("merged_into", Integer, ForeignKey("customers.id")),
+    CheckConstraint("merged_into IS NULL OR merged_into <> id", name="ck_customers_not_merged_into_self"),
+)
+
+# Every identifier WhatsApp gave us for a customer (bot/store/identities.py). A row never moves to
+# another customer and is never deleted; it can only go from active to superseded (a changed
+# number or BSUID). At most one ACTIVE row per identifier: a superseded phone number may come back
+# as somebody else's recycled number.
+customer_identities = Table(
+    "customer_identities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # phone | bsuid | parent_bsuid
+    Column("value", String(160), nullable=False),  # phone: E.164 digits; BSUIDs: as received
+    Column("status", String(16), nullable=False),  # active | superseded
+    Column("evidence", String(32), nullable=False),  # how we learnt it
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("superseded_at", DateTime(timezone=True)),
+    CheckConstraint("kind IN ('phone', 'bsuid', 'parent_bsuid')", name="ck_customer_identities_kind"),
+    CheckConstraint("status IN ('active', 'superseded')", name="ck_customer_identities_status"),
+    Index(
+        "uq_customer_identities_active",
+        "kind",
+        "value",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+    Index("ix_customer_identities_value", "value"),
+    Index("ix_customer_identities_customer", "customer_id"),
+)
+
+# Append-only: customer `from_customer_id` turned out to be `into_customer_id` (Meta's evidence).
+customer_merges = Table(
+    "customer_merges",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("from_customer_id", Integer, ForeignKey("customers.id"), nullable=False, unique=True),
+    Column("into_customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("evidence", String(32), nullable=False),
+    Column("message_id", String(255)),
+    Column("merged_at", DateTime(timezone=True), nullable=False),
+)
+
+# Webhook events acknowledged without processing because their sender had no usable identifier,
+# counted per reason (shown by the channel's health check).
+unidentified_events = Table(
+    "unidentified_events",
+    metadata,
+    Column("reason", String(64), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
 )
 
 # At most one tag of each name per customer; the row keeps when and how it was first added.
@@ -87,6 +145,9 @@ consent_events = Table(
     Column("detail", Text),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    # The identifier the event was captured under (NULL: before migration 0005, or a customer key).
+    Column("identifier_kind", String(16)),
+    Column("identifier_value", String(160)),
     UniqueConstraint("customer_id", "message_id", name="uq_consent_events_customer_message"),
     Index(
         "uq_consent_events_customer_kind_source_time",
@@ -156,13 +217,12 @@ broadcast_deliveries = Table(
     metadata,
     Column("broadcast_id", String(64), ForeignKey("broadcasts.id"), nullable=False),
     Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
-    Column("wa_id", String(32), nullable=False),
+    Column("customer_key", String(32), nullable=False),  # the conversation the runner triggers
     Column("state", String(24), nullable=False),
     Column("wamid", String(255)),
     Column("error_code", Integer),
     Column("error_title", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("broadcast_id", "customer_id", name="uq_broadcast_deliveries_customer"),
-    # The action finds its delivery by the conversation's sender id.
-    Index("ix_broadcast_deliveries_wa_id", "broadcast_id", "wa_id", unique=True),
+    Index("ix_broadcast_deliveries_key", "broadcast_id", "customer_key", unique=True),
 )

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.db import engine_for, transaction
 from bot.store.customers import profile
+from bot.store.identities import conversation_id
 from tests.rasa_servers import AUTH_TOKEN, RunningBot
 
 CONFIRMATION = "stop receiving marketing messages"
@@ -62,8 +63,14 @@ def rasa_api(bot: RunningBot, path: str, token: str | None = AUTH_TOKEN) -> tupl
         return error.code, None
 
 
+def conversation(bot: RunningBot, who: str) -> str:
+    """The Rasa conversation (sender id) of the customer with this number, BSUID or key."""
+    with transaction(engine_for(bot.database_url)) as conn:
+        return conversation_id(conn, who) or who
+
+
 def tracker_events(bot: RunningBot, wa_id: str) -> list[dict[str, Any]]:
-    status, tracker = rasa_api(bot, f"/conversations/{wa_id}/tracker")
+    status, tracker = rasa_api(bot, f"/conversations/{conversation(bot, wa_id)}/tracker")
     assert status == 200, status
     return tracker["events"]
 

@@ -20,6 +20,7 @@ from bot.db import get_engine, transaction
 from bot.fake_graph_api import ScriptedFailure
 from bot.schema import broadcast_deliveries
 from bot.store.customers import ensure_customer, profile
+from bot.store.identities import resolve
 from bot.store.tags import record_opt_out
 from bot.whatsapp.cloud_api import CloudApiClient, RetryPolicy
 
@@ -71,7 +72,7 @@ def delivery(wa_id: str) -> tuple:
                 broadcast_deliveries.c.state,
                 broadcast_deliveries.c.wamid,
                 broadcast_deliveries.c.error_code,
-            ).where(broadcast_deliveries.c.wa_id == wa_id)
+            ).where(broadcast_deliveries.c.customer_id == resolve(conn, wa_id).id)
         ).one()
     return tuple(row)
 
@@ -130,7 +131,9 @@ async def test_a_customer_outside_the_audience_gets_nothing(broadcast, client, f
 async def test_a_delivery_left_in_sending_by_a_crash_is_never_sent_again(broadcast, client, fake_graph):
     with transaction() as conn:
         conn.execute(
-            update(broadcast_deliveries).where(broadcast_deliveries.c.wa_id == ADA).values(state="sending")
+            update(broadcast_deliveries)
+            .where(broadcast_deliveries.c.customer_id == resolve(conn, ADA).id)
+            .values(state="sending")
         )
     assert await run(ADA, broadcast_id=broadcast) == []
     assert fake_graph.state.attempts == 0

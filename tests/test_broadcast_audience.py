@@ -17,8 +17,9 @@ from bot.broadcast.audience import Audience, Selection
 from bot.broadcast.report import aggregate, load_rows
 from bot.cli import main
 from bot.db import transaction
-from bot.schema import broadcast_deliveries, broadcasts, message_statuses
+from bot.schema import broadcast_deliveries, broadcasts, customer_identities, message_statuses
 from bot.store.customers import ensure_customer
+from bot.store.identities import resolve
 from bot.store.tags import add_tag, record_opt_out
 
 AT = datetime(2025, 3, 1, 10, 0, tzinfo=timezone.utc)
@@ -41,12 +42,17 @@ def store(db_url) -> str:
 
 
 def selected(broadcast_id: str) -> set[str]:
+    """The phone numbers of the customers with a delivery of the broadcast."""
     with transaction() as conn:
         return set(
             conn.execute(
-                select(broadcast_deliveries.c.wa_id).where(
-                    broadcast_deliveries.c.broadcast_id == broadcast_id
+                select(customer_identities.c.value)
+                .join_from(
+                    broadcast_deliveries,
+                    customer_identities,
+                    customer_identities.c.customer_id == broadcast_deliveries.c.customer_id,
                 )
+                .where(broadcast_deliveries.c.broadcast_id == broadcast_id)
             ).scalars()
         )
 
@@ -131,7 +137,7 @@ def test_a_delivery_is_claimed_once_and_only_a_claimed_one_gets_an_outcome(store
         assert deliveries.claim(conn, "b-claim", NUMBERS[1], AT) is None  # opted out: no delivery
         assert deliveries.claim(conn, "b-unknown", wa_id, AT) is None
         first = deliveries.pending_page(conn, "b-claim", 0, 100)[0]
-        assert first.wa_id == NUMBERS[2]
+        assert first.customer_key == resolve(conn, NUMBERS[2]).key
         assert deliveries.finish(conn, "b-claim", wa_id, "sent", AT, "wamid.X")
         assert not deliveries.finish(conn, "b-claim", wa_id, "failed", AT)  # outcomes are final
 
@@ -172,6 +178,25 @@ def test_a_dry_run_of_a_csv_audience_counts_unknown_numbers(store, tmp_path, cap
     assert "not in customer store: 1 (never sent)" in out
     assert "would send:           1" in out
     assert rows(broadcasts) == 0
+
+
+def test_a_csv_audience_selects_bsuid_customers_and_links_nothing(store, tmp_path, capsys):
+    bsuid = "DE.7730551842193"
+    with transaction() as conn:
+        ensure_customer(conn, bsuid)
+        record_opt_out(conn, "DE.999111", "text", None, AT)
+    path = tmp_path / "audience.csv"
+    # One row names two different customers: both are in the audience, and nothing links them.
+    path.write_text(f"wa_id,user_id\n4915100000000,{bsuid}\n,DE.999111\n,ZZ.404\n")
+    argv = ["broadcast", "--template", "t", "--language", "en", "--audience", str(path), "--dry-run"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "audience:             3 (" in out
+    assert "not in customer store: 1 (never sent)" in out
+    assert "would send:           2" in out
+    assert "skipped as opted out: 1" in out
+    with transaction() as conn:
+        assert resolve(conn, bsuid) != resolve(conn, "4915100000000")
 
 
 def test_a_bad_csv_sends_nothing_and_says_where(store, tmp_path, capsys):

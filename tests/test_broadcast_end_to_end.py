@@ -19,6 +19,7 @@ import pytest
 from bot import PROJECT_ROOT
 from bot.fake_graph_api import ScriptedFailure
 from bot.whatsapp import meta_payloads as meta
+from tests.e2e_checks import conversation
 from tests.rasa_servers import AUTH_TOKEN, RunningBot, start_bot
 
 pytestmark = pytest.mark.rasa
@@ -59,12 +60,12 @@ def templates_to(bot: RunningBot, numbers) -> list[dict]:
     return [
         m["body"]
         for m in bot.graph.state.sent
-        if m["body"]["to"] in wanted and m["body"]["type"] == "template"
+        if m["body"].get("to") in wanted and m["body"]["type"] == "template"
     ]
 
 
 def stop_payload(body: dict) -> str:
-    [button] = [c for c in body["template"]["components"] if c["type"] == "button"]
+    [button] = [c for c in body["template"]["components"] if c.get("sub_type") == "quick_reply"]
     return button["parameters"][0]["payload"]
 
 
@@ -112,14 +113,14 @@ def test_a_broadcast_reaches_everyone_but_the_opted_out_and_only_once(bot, tmp_p
     assert len(templates_to(bot, numbers)) == 27
 
     # A delivery status from WhatsApp shows in the report, through the message's wamid.
-    wamid = next(m["id"] for m in bot.graph.state.sent if m["body"]["to"] == numbers[0])
+    wamid = next(m["id"] for m in bot.graph.state.sent if m["body"].get("to") == numbers[0])
     assert bot.post(meta.status(wamid, numbers[0], "delivered", callback_data="e2e-all")) == 200
     shown = report(bot, "e2e-all")
     assert (shown["sent"], shown["delivered"], shown["pending"]) == ("27", "1", "0")
     assert shown["skipped (opted out)"].startswith("3 (3 at selection")
 
     # The broadcast is part of the customer's conversation, and so is the reply to it.
-    tracker = rasa_api(bot, f"/conversations/{numbers[1]}/tracker")
+    tracker = rasa_api(bot, f"/conversations/{conversation(bot, numbers[1])}/tracker")
     assert tracker["slots"]["last_broadcast"] == "promo_offer"
     assert bot.post(meta.quick_reply(numbers[1], "STOP_PROMOTIONS", "Stop promotions")) == 200
     confirmation = bot.sent_to(numbers[1])[-1]
@@ -206,11 +207,12 @@ def test_the_abandoned_cart_playbook_never_reaches_an_opted_out_customer(bot, tm
     subscribed, opted_out = import_customers(bot, tmp_path, "E2E_CART", 4917000004000, 2, opted_out={1})
     trigger = {"name": "EXTERNAL_abandoned_cart", "entities": {"cart_items": "2 pairs of shoes"}}
 
-    rasa_api(bot, f"/conversations/{subscribed}/trigger_intent", trigger)
+    # Playbooks address the customer's conversation (bot.store.identities.conversation_id).
+    rasa_api(bot, f"/conversations/{conversation(bot, subscribed)}/trigger_intent", trigger)
     [reminder] = bot.sent_to(subscribed)
     assert "2 pairs of shoes" in reminder["interactive"]["body"]["text"]
     assert reminder["interactive"]["action"]["buttons"][0]["reply"]["title"] == "Stop promotions"
 
-    answer = rasa_api(bot, f"/conversations/{opted_out}/trigger_intent", trigger)
+    answer = rasa_api(bot, f"/conversations/{conversation(bot, opted_out)}/trigger_intent", trigger)
     assert bot.sent_to(opted_out) == []
     assert answer["tracker"]["slots"]["marketing_suppressed"] == "abandoned_cart: customer opted out"

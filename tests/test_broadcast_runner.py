@@ -16,6 +16,7 @@ from bot.broadcast.audience import Audience
 from bot.broadcast.runner import MAX_STALLED, RasaApi, RasaUnavailable, send_pending
 from bot.db import transaction
 from bot.store.customers import ensure_customer
+from bot.store.identities import conversation_id
 
 AT = datetime(2025, 3, 1, 10, 0, tzinfo=timezone.utc)
 NUMBERS = [f"49151000{i:05d}" for i in range(30)]
@@ -89,8 +90,10 @@ async def test_every_pending_delivery_is_triggered_once_across_replicas(broadcas
     progress = io.StringIO()
     tally = await send_pending(broadcast, apis, rate=1000, concurrency=4, progress=progress)
     assert (tally.sent, tally.attempted, tally.stopped) == (30, 30, None)
-    triggered = [wa_id for wa_id, _, _ in first.triggers + second.triggers]
-    assert sorted(triggered) == NUMBERS
+    # Each customer's conversation (its key), found from the delivery by conversation_id.
+    triggered = [key for key, _, _ in first.triggers + second.triggers]
+    with transaction() as conn:
+        assert sorted(triggered) == sorted(conversation_id(conn, number) for number in NUMBERS)
     assert first.triggers and second.triggers
     _, query, body = first.triggers[0]
     assert query == {"output_channel": "whatsapp", "token": "token", "include_events": "NONE"}

@@ -15,7 +15,7 @@ from bot.broadcast.deliveries import Broadcast, Outcome
 from bot.broadcast.rate import MIN_RATE, Pacer, TokenBucket
 from bot.broadcast.report import ReportRow, aggregate, format_report
 from bot.broadcast.runner import Tally
-from bot.broadcast.template import STOP_BUTTON_INDEX, STOP_PAYLOAD, template_message
+from bot.broadcast.template import STOP_PAYLOAD, buttons_of, template_message
 from bot.store.customer_import import Problem
 from bot.whatsapp.rasa_input import QuickReplyTable
 
@@ -88,15 +88,33 @@ def test_csv_problems_carry_their_line_numbers():
     assert parse("wa_id,name\n123,Short\n,Nobody\n16505551234\n") == [
         Problem(
             2,
-            "invalid phone number: not a phone number in international form (8-15 digits, country code first)",
+            "invalid phone number: not a phone number in international form (7-15 digits, country code first)",
         ),
-        Problem(3, "missing phone number"),
+        Problem(3, "missing phone number or user_id"),
         AudienceNumber(4, "16505551234"),
     ]
 
 
-@pytest.mark.parametrize("header", ["name,email\n", "wa_id,phone\n", "wa_id,wa_id\n", ""])
-def test_csv_needs_exactly_one_number_column(header):
+BAD_BSUID = "not a BSUID (two capital letters, '.', optional 'ENT.', 1-128 letters or digits)"
+
+
+def test_csv_user_ids_stand_beside_or_instead_of_numbers():
+    text = "phone,user_id\n+1 650 555 1234,\n,DE.7730551842193\n447700900123,US.ENT.118157\n,de.123\n,4915112345678\n"
+    assert parse(text) == [
+        AudienceNumber(2, "16505551234"),
+        AudienceNumber(3, "DE.7730551842193"),
+        AudienceNumber(4, "447700900123"),
+        AudienceNumber(4, "US.ENT.118157"),
+        Problem(5, f"invalid user_id: {BAD_BSUID}"),
+        Problem(6, f"invalid user_id: {BAD_BSUID}"),
+    ]
+    assert parse("user_id\nBR.55512\n") == [AudienceNumber(2, "BR.55512")]
+
+
+@pytest.mark.parametrize(
+    "header", ["name,email\n", "wa_id,phone\n", "wa_id,wa_id\n", "phone,wa_id,user_id\n", ""]
+)
+def test_csv_needs_one_number_column_or_a_user_id_column(header):
     [problem] = parse(header + "16505551234,x\n")
     assert isinstance(problem, Problem) and problem.line == 1
 
@@ -159,7 +177,10 @@ def test_the_shipped_template_has_the_stop_button_where_the_sender_puts_its_payl
     body = next(c for c in template["components"] if c["type"] == "BODY")
     assert "{{1}}" in body["text"] and len(body["example"]["body_text"][0]) == 1
     buttons = next(c for c in template["components"] if c["type"] == "BUTTONS")["buttons"]
-    assert buttons[STOP_BUTTON_INDEX] == {"type": "QUICK_REPLY", "text": "Stop promotions"}
+    assert buttons[buttons_of(template).stop_quick_reply] == {
+        "type": "QUICK_REPLY",
+        "text": "Stop promotions",
+    }
 
 
 def test_the_stop_payload_and_label_lead_to_the_opt_out_intent():

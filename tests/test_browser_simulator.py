@@ -1,7 +1,8 @@
 """The simulator and the dashboard in a real browser, against the real bot.
 
 Starts the action server, the Rasa server and a Graph API stand-in (tests/rasa_servers.py), the
-dashboard with the simulator on, then runs tests/browser/opt_out_flow.mjs: Debian's chromium driven
+dashboard with the simulator on, then runs tests/browser/opt_out_flow.mjs (phone customers, and a
+username customer whose number is hidden): Debian's chromium driven
 by playwright-core (npm). Screenshots go to results/screenshots/. `.ci/run` installs chromium and
 Node.js; without them this test is skipped with the reason.
 """
@@ -28,6 +29,9 @@ SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CUSTOMER_A = "4915200000101"
 CUSTOMER_B = "4915200000102"
+# A username customer whose number WhatsApp hides: known by a BSUID only.
+BSUID_C = "DE.4915200000103"
+USERNAME_C = "cleo.example"
 # Customers choose their own WhatsApp name: this one must show as text and run nothing.
 NAME_A = 'Zoë <img src=x onerror=alert(1)> "Q"'
 
@@ -99,6 +103,8 @@ def test_stop_in_the_simulator_shows_opt_out_in_the_dashboard(playwright, bot, d
             "CUSTOMER_A": CUSTOMER_A,
             "CUSTOMER_B": CUSTOMER_B,
             "CUSTOMER_A_NAME": NAME_A,
+            "CUSTOMER_C_BSUID": BSUID_C,
+            "CUSTOMER_C_USERNAME": USERNAME_C,
             "SCREENSHOTS": str(SCREENSHOTS),
             "CHROMIUM": CHROMIUM,
         },
@@ -113,8 +119,18 @@ def test_stop_in_the_simulator_shows_opt_out_in_the_dashboard(playwright, bot, d
     # What the browser saw is what the store holds: real webhooks went through the real bot.
     assert opt_out_tag(bot, CUSTOMER_A)["source"] == "text"
     assert opt_out_tag(bot, CUSTOMER_B)["source"] == "template"
+    assert opt_out_tag(bot, BSUID_C)["source"] == "text"
+    sent = [record["body"] for record in bot.graph.state.sent]
     # The promo for A was refused before anything was sent: B got one template, A none.
-    templates = [m["to"] for m in (r["body"] for r in bot.graph.state.sent) if m["type"] == "template"]
-    assert templates == [CUSTOMER_B]
+    assert [m.get("to") for m in sent if m["type"] == "template"] == [CUSTOMER_B]
+    # C's number was never known: every answer to C went to the BSUID with `recipient`.
+    to_c = [m for m in sent if m.get("recipient") == BSUID_C]
+    assert to_c and all("to" not in m for m in to_c)
     shots = {path.name for path in SCREENSHOTS.glob("*.png")}
-    assert {"simulator-confirmation.png", "dashboard-profile.png", "dashboard-opt-outs.png"} <= shots
+    assert {
+        "simulator-confirmation.png",
+        "simulator-username-customer.png",
+        "dashboard-profile.png",
+        "dashboard-username-profile.png",
+        "dashboard-opt-outs.png",
+    } <= shots

@@ -10,6 +10,7 @@ from actions.opt_out import (
     MAX_UNCLEAR_ANSWERS,
     NO_DOUBT,
     NO_INTENTS,
+    NO_MAJORITY,
     QUESTION_INTENTS,
     YES_CONFIDENCE,
     YES_INTENTS,
@@ -269,3 +270,14 @@ async def test_a_parse_without_confidence_is_not_a_yes():
 
 async def test_the_stop_that_starts_the_form_is_not_an_answer():
     assert await _validate(_tracker("opt_out", 1.0, requested=None)) == {}
+
+
+@pytest.mark.parametrize("intent", ["opt_out", "nlu_fallback", "out_of_scope"])
+def test_a_weak_answer_that_is_mostly_no_is_no(intent):
+    # nlu_components/opt_out_in_doubt.py may put opt_out on top of "I want more offers" (DIET:
+    # want_marketing 0.6, opt_out 0.3) so that, outside the form, it is confirmed; as an answer
+    # to the confirmation it is still a no.
+    assert confirmation_answer(intent, 0, 0.3, NO_MAJORITY) == {"opt_out_decision": "kept"}
+    assert confirmation_answer(intent, 0, 0.3, 0.9) == {"opt_out_decision": "kept"}
+    assert decision_of(confirmation_answer(intent, 0, 0.3, NO_MAJORITY - 0.01)) == "unclear"
+    assert decision_of(confirmation_answer(intent, 0, NO_MAJORITY, 0.9)) == "unclear"

@@ -12,10 +12,11 @@ from sqlalchemy import select
 
 from bot.consent import OPT_OUT, marketing_allowed, marketing_allowed_clause, may_send_marketing
 from bot.db import transaction
-from bot.schema import customers
+from bot.schema import customer_identities, customers
 from bot.store.customers import ensure_customer, touch_customer
 from bot.store.tags import add_tag, record_consent_event, record_opt_out
 
+phone = customer_identities.c  # every customer here has one identity: their number
 AT = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
 
 
@@ -49,10 +50,14 @@ def test_the_clause_selects_exactly_the_customers_marketing_may_reach(db_url):
         record_consent_event(conn, "44444444444", "resume", "meta_preferences", None, None, AT)
     c = customers.alias("c")
     with transaction() as conn:
-        allowed = conn.execute(select(c.c.wa_id).where(marketing_allowed_clause(c))).scalars()
+        allowed = conn.execute(
+            select(phone.value).select_from(c.join(customer_identities)).where(marketing_allowed_clause(c))
+        ).scalars()
         assert sorted(allowed) == ["11111111111", "22222222222"]
         refused = conn.execute(
-            select(customers.c.wa_id).where(~marketing_allowed_clause(customers))
+            select(phone.value)
+            .select_from(customers.join(customer_identities))
+            .where(~marketing_allowed_clause(customers))
         ).scalars()
         assert sorted(refused) == ["33333333333", "44444444444"]
 
@@ -77,9 +82,9 @@ def test_the_clause_and_the_pure_rule_agree(db_url, tag_sets):
             expected[wa_id] = marketing_allowed(names, opt_out_requested=False)
     with transaction() as conn:
         rows = conn.execute(
-            select(customers.c.wa_id, marketing_allowed_clause(customers)).where(
-                customers.c.wa_id.in_(expected)
-            )
+            select(phone.value, marketing_allowed_clause(customers))
+            .select_from(customers.join(customer_identities))
+            .where(phone.value.in_(expected))
         ).all()
     assert {wa_id: bool(allowed) for wa_id, allowed in rows} == expected
 

@@ -14,7 +14,8 @@ from bot.consent import OPT_OUT
 from bot.db import get_engine, transaction
 from bot.migrations import alembic_config, upgrade
 from bot.schema import consent_events, customers, tags
-from bot.store.customers import ensure_customer, profile, touch_customer
+from bot.store.customers import profile, touch_customer
+from bot.store.identities import create_customer
 from bot.store.tags import (
     OptOutRecord,
     add_tag,
@@ -99,14 +100,17 @@ def test_other_tags_stay_editable(opted_out):
 
 def test_the_database_refuses_to_delete_an_opted_out_customer_or_change_their_number(opted_out):
     assert "cannot be deleted" in refused("DELETE FROM customers")
-    assert "never change" in refused(f"UPDATE customers SET wa_id = '{WA_ID}0'")
+    assert "never change" in refused("UPDATE customers SET key = 'c_another'")
     assert "never change" in refused(f"UPDATE customers SET id = {opted_out + 100}")
-    assert count(customers, wa_id=WA_ID) == 1
+    # Their number is an identity, which never moves or changes (tests/test_identities.py).
+    assert "never deleted or moved" in refused(f"UPDATE customer_identities SET value = '{WA_ID}0'")
+    assert count(customers, id=opted_out) == 1
 
 
 def test_a_customer_without_an_opt_out_can_be_deleted(db_url):
+    # Only without identities, though: those are never deleted (they are consent evidence).
     with transaction() as conn:
-        ensure_customer(conn, WA_ID)
+        create_customer(conn, "Nobody")
     with get_engine().begin() as conn:
         conn.execute(text("DELETE FROM customers"))
     assert count(customers) == 0
@@ -133,7 +137,7 @@ def test_postgresql_refuses_to_truncate_the_store(opted_out, db_url, table):
     [
         "INSERT OR REPLACE INTO tags (customer_id, name, added_at, source)"
         " SELECT id, 'OPT_OUT', '2030-01-01 00:00:00.000000', 'import' FROM customers",
-        "INSERT OR REPLACE INTO customers (wa_id, name) VALUES ('16505551234', 'Mallory')",
+        "INSERT OR REPLACE INTO customers (key, name) SELECT key, 'Mallory' FROM customers",
         "REPLACE INTO consent_events (id, customer_id, kind, source, occurred_at, recorded_at)"
         " SELECT id, customer_id, 'resume', 'import', occurred_at, recorded_at FROM consent_events",
     ],
@@ -278,7 +282,9 @@ def test_concurrent_opt_outs_add_exactly_one_tag(db_url, same_message):
     assert {(r.added_at, r.source, r.message_id) for r in results} == {
         (winner.added_at, winner.source, winner.message_id)
     }
-    assert count(customers) == 1
+    # One live customer: a thread that lost the race to create them left an empty tombstone
+    # merged into the winner (customers are never deleted), holding nothing.
+    assert count(customers, merged_into=None) == 1
     assert count(tags, name=OPT_OUT) == 1
     assert count(consent_events, kind="opt_out") == 1
     assert count(consent_events, kind="opt_out_repeated") == (0 if same_message else threads - 1)
@@ -352,9 +358,16 @@ def test_profile_has_tags_with_when_and_how_and_the_consent_history(opted_out):
         found = profile(conn, WA_ID)
     recorded_at = found["consent_history"][0].pop("recorded_at")
     assert datetime.fromisoformat(recorded_at).tzinfo is not None
+    key = found.pop("key")
+    identities = found.pop("identities")
+    assert [(i["kind"], i["value"], i["status"], i["customer_key"]) for i in identities] == [
+        ("phone", WA_ID, "active", key)
+    ]
     assert found == {
         "wa_id": WA_ID,
         "name": "Ada",
+        "username": None,
+        "merged": [],
         "first_seen_at": AT.isoformat(),
         "last_seen_at": AT.isoformat(),
         "marketing_allowed": False,
@@ -370,6 +383,9 @@ def test_profile_has_tags_with_when_and_how_and_the_consent_history(opted_out):
                 "message_id": "wamid.1",
                 "detail": None,
                 "occurred_at": AT.isoformat(),
+                "identifier_kind": "phone",
+                "identifier_value": WA_ID,
+                "customer_key": key,
             }
         ],
     }
@@ -381,10 +397,19 @@ def test_iter_opt_outs_streams_every_opt_out_oldest_first(db_url):
         record_opt_out(conn, WA_ID, "text", "wamid.a", AT)
         add_tag(conn, "33333333333", "VIP", "import", None, AT)
     with transaction() as conn:
-        assert list(iter_opt_outs(conn)) == [
-            OptOutRecord(WA_ID, AT, "text", "wamid.a"),
-            OptOutRecord("447700900123", AT + timedelta(hours=1), "meta_131050", "wamid.b"),
-        ]
+        found = list(iter_opt_outs(conn))
+        keys = [profile(conn, number)["key"] for number in (WA_ID, "447700900123")]
+    assert found == [
+        OptOutRecord(keys[0], WA_ID, (f"phone:{WA_ID}",), AT, "text", "wamid.a"),
+        OptOutRecord(
+            keys[1],
+            "447700900123",
+            ("phone:447700900123",),
+            AT + timedelta(hours=1),
+            "meta_131050",
+            "wamid.b",
+        ),
+    ]
 
 
 def test_a_resume_at_the_same_instant_as_the_stop_is_still_recorded(db_url):

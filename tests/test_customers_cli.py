@@ -16,6 +16,7 @@ from bot.consent import OPT_OUT
 from bot.db import transaction
 from bot.schema import consent_events, customers, tags
 from bot.store.customer_import import ImportRow, Problem, parse_customer_csv
+from bot.store.identifiers import Identifier
 from bot.store.tags import iter_opt_outs, record_opt_out
 
 AT = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
@@ -30,6 +31,10 @@ def write_csv(tmp_path, content: str, name: str = "customers.csv", encoding: str
 def rows_in(table) -> int:
     with transaction() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def phone(value: str) -> Identifier:
+    return Identifier("phone", value)
 
 
 def show(wa_id: str, capsys) -> dict:
@@ -53,9 +58,9 @@ def test_parse_normalises_numbers_names_and_tags():
     )
     assert problems == []
     assert rows == [
-        ImportRow(2, "16505551234", "Ada", ("VIP", OPT_OUT)),
-        ImportRow(5, "447700900123", None, ("LEAD", "VIP")),
-        ImportRow(6, "33612345678", None, ()),
+        ImportRow(2, (phone("16505551234"),), "Ada", ("VIP", OPT_OUT)),
+        ImportRow(5, (phone("447700900123"),), None, ("LEAD", "VIP")),
+        ImportRow(6, (phone("33612345678"),), None, ()),
     ]
 
 
@@ -212,7 +217,17 @@ def test_show_prints_the_profile_as_json(db_url, capsys):
 
 @pytest.mark.parametrize(
     ("wa_id", "message"),
-    [("16505551234", "no customer with number 165******34"), ("12", "invalid WA_ID")],
+    [
+        ("16505551234", "no customer with number 165******34"),
+        ("+1 650 555 1234", "no customer with number 165******34"),
+        ("US.13491208655302741918", "no customer with BSUID US." + "*" * 18 + "18"),
+        ("US.ENT.11815799212886844830", "no customer with parent BSUID US.ENT." + "*" * 18 + "30"),
+        ("c_abcdefghijklmnopqrst", "no customer with key c_abcdefghijklmnopqrst"),
+        ("12", "invalid ID"),
+        ("us.13491208655302741918", "invalid ID"),  # Meta never sends a lower-case country
+        ("US." + "1" * 129, "invalid ID"),  # longer than a BSUID can be
+        ("@ana.example", "invalid ID"),  # a username is display data, never a key
+    ],
 )
 def test_show_fails_for_an_unknown_or_invalid_number(db_url, capsys, wa_id, message):
     assert main(["customers", "show", wa_id]) == 1
@@ -230,18 +245,46 @@ def seed_opt_outs() -> None:
         record_opt_out(conn, "447700900123", "meta_preferences", None, AT.replace(hour=11))
 
 
-EXPORTED = [
-    ["wa_id", "opted_out_at", "source", "message_id"],
-    ["16505551234", "2024-05-01T10:00:00+00:00", "text", "wamid.1"],
-    ["447700900123", "2024-05-01T11:00:00+00:00", "meta_preferences", ""],
-]
+HEADER = (
+    "wa_id,user_id,parent_user_id,customer_key,opted_out_at,source,message_id,identifiers,former_identifiers"
+)
+
+
+def exported() -> list[list[str]]:
+    with transaction() as conn:
+        keys = [conn.execute(select(customers.c.key).order_by(customers.c.id)).scalars().all()][0]
+    return [
+        HEADER.split(","),
+        [
+            "16505551234",
+            "",
+            "",
+            keys[0],
+            "2024-05-01T10:00:00+00:00",
+            "text",
+            "wamid.1",
+            "phone:16505551234",
+            "",
+        ],
+        [
+            "447700900123",
+            "",
+            "",
+            keys[1],
+            "2024-05-01T11:00:00+00:00",
+            "meta_preferences",
+            "",
+            "phone:447700900123",
+            "",
+        ],
+    ]
 
 
 def test_export_writes_csv_to_stdout(db_url, capsys):
     seed_opt_outs()
     assert main(["customers", "export-opt-outs"]) == 0
     captured = capsys.readouterr()
-    assert list(csv.reader(io.StringIO(captured.out))) == EXPORTED
+    assert list(csv.reader(io.StringIO(captured.out))) == exported()
     assert "exported 2 opt-outs" in captured.err
 
 
@@ -252,7 +295,7 @@ def test_export_writes_a_complete_file_and_nothing_else(db_url, tmp_path, capsys
     assert main(["customers", "export-opt-outs", "--out", str(out)]) == 0
     assert capsys.readouterr().out == ""
     with out.open(newline="") as f:
-        assert list(csv.reader(f)) == EXPORTED
+        assert list(csv.reader(f)) == exported()
     assert list(tmp_path.glob(".opt-outs.csv*")) == []
 
 
@@ -274,7 +317,7 @@ def test_a_failed_export_leaves_the_previous_file_alone(db_url, tmp_path, monkey
 
 def test_export_of_an_empty_store_is_just_the_header(db_url, capsys):
     assert main(["customers", "export-opt-outs"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["wa_id,opted_out_at,source,message_id"]
+    assert capsys.readouterr().out.splitlines() == [HEADER]
 
 
 # --- help ---
@@ -285,8 +328,10 @@ def test_export_of_an_empty_store_is_just_the_header(db_url, capsys):
     [
         (["customers", "--help"], "export-opt-outs"),
         (["customers", "import", "--help"], "nothing is imported"),
+        (["customers", "import", "--help"], "user_id business-scoped user ID"),
         (["customers", "show", "--help"], "consent history as JSON"),
-        (["customers", "export-opt-outs", "--help"], "wa_id,opted_out_at,source,message_id"),
+        (["customers", "show", "--help"], "parent BSUID"),
+        (["customers", "export-opt-outs", "--help"], HEADER),
     ],
 )
 def test_every_command_explains_itself(argv, expected, capsys):

@@ -21,10 +21,12 @@ from bot.dashboard.app import DashboardConfig, build_app
 from bot.dashboard.simulator import SimulatorSettings
 from bot.db import transaction
 from bot.schema import message_statuses
-from bot.store.customers import touch_customer
+from bot.store.customers import record_sighting, touch_customer
+from bot.store.identifiers import Identifier
+from bot.store.identities import Address, identify
 from bot.store.tags import add_tag, record_opt_out
 from bot.whatsapp.inbound import parse_webhook
-from bot.whatsapp.outbound import text_messages
+from bot.whatsapp.outbound import addressed, text_messages
 from bot.whatsapp.signature import HEADER, SignatureCheck, check_signature
 
 TOKEN = "admin-token"
@@ -91,11 +93,18 @@ class FakeBot:
                 return web.json_response({"error": "boom"}, status=self.fail_with)
             for message in parse_webhook(payload).messages:
                 text = getattr(message, "body", None) or getattr(message, "title", None) or "?"
+                # As the channel does: `to` the number, else `recipient` the BSUID.
+                sender = message.sender
+                address = (
+                    Address("to", sender.phone.value)
+                    if sender.phone
+                    else Address("recipient", sender.bsuid.value)
+                )
                 async with aiohttp.ClientSession() as session:
-                    for reply in text_messages(message.wa_id, f"echo: {text}"):
+                    for reply in text_messages(address.value, f"echo: {text}"):
                         await session.post(
                             f"{self.api_url}/{PHONE_NUMBER_ID}/messages",
-                            json=reply,
+                            json=addressed(reply, address),
                             headers={"Authorization": "Bearer test-access-token"},
                         )
             return web.Response(text="EVENT_RECEIVED")
@@ -419,3 +428,146 @@ async def test_bad_simulator_requests_are_400(simulator, body):
     client, bot = simulator
     assert (await client.post("/simulator/api/send", json=body)).status == 400
     assert bot.webhooks == []
+
+
+# --- customers known by a BSUID -------------------------------------------------------------
+
+ANA_BSUID = "DE.7730551842193"
+
+
+def seed_username_customer() -> None:
+    """Ana wrote with her number hidden (BSUID only), then a status of a message to a number
+    showed that number is hers too: two customers, merged."""
+    with transaction() as conn:
+        ana = identify(conn, [Identifier("bsuid", ANA_BSUID)], "first_contact", NOW - timedelta(hours=1))
+        record_sighting(conn, ana.id, "Ana Username", "ana.example", NOW - timedelta(hours=1))
+        record_opt_out(conn, ANA_BSUID, "meta_preferences", None, NOW - timedelta(minutes=30))
+        identify(conn, [Identifier("phone", "4915112345678")], "first_contact", NOW - timedelta(days=1))
+        identify(
+            conn,
+            [Identifier("phone", "4915112345678"), Identifier("bsuid", ANA_BSUID)],
+            "status_pair",
+            NOW - timedelta(minutes=10),
+        )
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["q=%40ana.example", "q=ANA.EX", "q=de.77305", "q=DE.7730551842193", "q=%2B49+151+123", "q=ana+user"],
+)
+async def test_search_finds_a_customer_by_username_bsuid_or_a_merged_in_number(client, query):
+    seed_username_customer()
+    html = await (await client.get(f"/customers?{query}")).text()
+    assert "1 customer found" in html
+    row = html.split("<tbody>")[1]
+    assert "Ana Username" in row and "+4915112345678" in row and "@ana.example" in row
+
+
+async def test_search_for_an_unknown_bsuid_finds_nobody(client):
+    seed_username_customer()
+    assert "0 customers found" in await (await client.get("/customers?q=ZZ.88")).text()
+
+
+async def test_a_profile_is_found_by_bsuid_number_or_key_and_lists_identities_and_merges(client):
+    seed_username_customer()
+    listing = await (await client.get("/customers?q=ana")).text()
+    link = listing.split('<a href="/customers/')[1].split('"')[0]
+    assert link.startswith("c_")  # the list links the customer key
+    pages = [
+        await (await client.get(f"/customers/{who}")).text() for who in (ANA_BSUID, "4915112345678", link)
+    ]
+    assert pages[0] == pages[1] == pages[2]
+    html = pages[0]
+    assert "Username @ana.example." in html
+    identities = html.split('id="identities"')[1].split("</table>")[0]
+    assert f"<td>BSUID</td><td><code>{ANA_BSUID}</code></td><td>active</td>" in identities
+    assert "<td>Phone number</td><td><code>+4915112345678</code></td><td>active</td>" in identities
+    assert "the customer wrote from it" in identities
+    merges = html.split('id="merges"')[1].split("</ul>")[0]
+    assert "a delivery status from WhatsApp carried it with another identifier" in merges
+    assert 'class="banner opted-out"' in html and "in WhatsApp itself" in html
+
+
+async def test_a_malformed_bsuid_is_a_404_not_an_error(client):
+    assert (await client.get("/customers/de.7730551842193")).status == 404
+
+
+HIDDEN = {"user_id": ANA_BSUID, "username": "@Ana.Example"}
+
+
+async def test_the_username_switch_sends_webhooks_without_any_phone_number(simulator):
+    client, bot = simulator
+    response = await client.post(
+        "/simulator/api/send",
+        json={**HIDDEN, "wa_id": "15551234567", "name": "Ana", "action": {"type": "text", "text": "STOP"}},
+    )
+    assert response.status == 200, await response.text()
+    entries = (await response.json())["entries"]
+    assert [(e["direction"], e["status"], e["bubble"]["text"]) for e in entries] == [
+        ("in", "delivered", "STOP"),
+        ("out", "", "echo: STOP"),
+    ]
+    message_webhook, receipts = bot.webhooks
+    value = message_webhook["entry"][0]["changes"][0]["value"]
+    assert value["contacts"] == [
+        {"profile": {"name": "Ana", "username": "ana.example"}, "user_id": ANA_BSUID}
+    ]
+    [message] = value["messages"]
+    assert message["from_user_id"] == ANA_BSUID and "from" not in message
+    assert "15551234567" not in json.dumps(bot.webhooks)  # the number is hidden everywhere
+    # The reply went to the BSUID, and the phone reports it under the BSUID too.
+    raw_statuses = receipts["entry"][0]["changes"][0]["value"]["statuses"]
+    assert [(s["status"], s["recipient_user_id"], "recipient_id" in s) for s in raw_statuses] == [
+        ("delivered", ANA_BSUID, False),
+        ("read", ANA_BSUID, False),
+    ]
+    statuses = parse_webhook(receipts).statuses
+    assert [s.message_id for s in statuses] == [entries[1]["id"]] * 2
+    polled = await (
+        await client.get(f"/simulator/api/conversation?user_id={ANA_BSUID}&username=ana.example")
+    ).json()
+    assert polled["entries"] == entries
+    # The same person as a phone customer is another timeline (no evidence links them).
+    phone = await (await client.get("/simulator/api/conversation?wa_id=15551234567")).json()
+    assert phone["entries"] == []
+
+
+async def test_the_promo_goes_to_the_bsuid_until_the_username_customer_opts_out(simulator, fake_graph):
+    client, _ = simulator
+    [promo] = (await (await client.post("/simulator/api/promo", json=HIDDEN)).json())["entries"]
+    assert promo["bubble"]["kind"] == "template"
+    [sent] = fake_graph.state.sent
+    assert sent["body"]["recipient"] == ANA_BSUID and "to" not in sent["body"]
+    with transaction() as conn:
+        record_opt_out(conn, ANA_BSUID, "meta_preferences", None, NOW)
+    note = (await (await client.post("/simulator/api/promo", json=HIDDEN)).json())["entries"][-1]
+    assert note["direction"] == "note" and "opted out" in note["bubble"]["text"]
+    assert len(fake_graph.state.sent) == 1
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        {"user_id": "de.7730551842193"},  # not as WhatsApp sends it
+        {"user_id": "US.ENT.11815799212886844830"},  # a parent BSUID is not a sender's user_id here
+        {"user_id": ANA_BSUID, "username": "a b"},
+        {"user_id": ANA_BSUID, "username": "x" * 36},
+    ],
+)
+async def test_bad_username_customers_are_400(simulator, customer):
+    client, bot = simulator
+    body = {**customer, "name": "Ana", "action": {"type": "text", "text": "hi"}}
+    assert (await client.post("/simulator/api/send", json=body)).status == 400
+    assert bot.webhooks == []
+
+
+async def test_the_simulator_page_keeps_the_switch_and_the_bsuid_in_its_address(simulator):
+    client, _ = simulator
+    html = await (
+        await client.get(f"/simulator?user_id={ANA_BSUID}&username=ana.example&wa_id=15551234567")
+    ).text()
+    assert 'id="hide_phone" name="hide_phone" checked' in html
+    assert 'id="user_id" name="user_id"' in html and f'value="{ANA_BSUID}"' in html
+    assert f'href="/customers/{ANA_BSUID}"' in html
+    plain = await (await client.get("/simulator?wa_id=15551234567")).text()
+    assert 'name="hide_phone">' in plain and '<fieldset id="username-customer" disabled hidden>' in plain

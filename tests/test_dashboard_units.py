@@ -21,12 +21,14 @@ from bot.dashboard.html import Safe, attributes, escape, join, render
 from bot.dashboard.local_whatsapp import LocalCredentials, wants_simulator
 from bot.dashboard.queries import CustomerPage, CustomerRow, OptOutTotals
 from bot.dashboard.simulator import (
+    SimulatedCustomer,
     SimulatorUnavailable,
     customer_message,
     message_id,
     promo_body,
     read_receipts,
     settings_from_env,
+    simulated_customer,
 )
 from bot.dashboard.stats import PERIODS, Bucket, bar_chart, buckets, count_into, nice_ceiling, period_for
 from bot.processes import Ports, commands
@@ -88,8 +90,12 @@ def _profile(name: str, opted_out: bool) -> dict:
             }
         )
     return {
+        "key": "c_abcdefghijklmnopqrst",
         "wa_id": "16505551234",
         "name": name,
+        "username": None,
+        "identities": [],
+        "merged": [],
         "first_seen_at": "2024-05-01T10:00:00+00:00",
         "last_seen_at": None,
         "marketing_allowed": not opted_out,
@@ -139,7 +145,10 @@ def test_conversation_lines_keep_what_was_said_and_escape_it_on_the_page():
 
 def test_customers_page_escapes_search_names_and_tags():
     page = CustomerPage(
-        rows=[CustomerRow("16505551234", EVIL, None, ("OPT_OUT", "<VIP>"))], total=1, page=1, has_next=True
+        rows=[CustomerRow("c_abcdefghijklmnopqrst", EVIL, None, ("OPT_OUT", "<VIP>"), phone="16505551234")],
+        total=1,
+        page=1,
+        has_next=True,
     )
     html = pages.customers_page(page, search=EVIL, tag="OPT_OUT", tags=["OPT_OUT", "<VIP>"])
     assert "<script>" not in html and "<VIP>" not in html
@@ -147,6 +156,75 @@ def test_customers_page_escapes_search_names_and_tags():
     assert 'class="tag tag-opt-out">OPT_OUT' in html
     assert 'rel="next"' in html and "page=2" in html
     assert 'method="get"' in html and 'method="post"' not in html
+
+
+def test_the_customer_list_shows_a_number_else_the_bsuid_and_the_username_as_text():
+    rows = [
+        CustomerRow("c_aaaaaaaaaaaaaaaaaaaa", "Ann", None, (), phone="16505551234", bsuid="US.1234567"),
+        CustomerRow("c_bbbbbbbbbbbbbbbbbbbb", "Ana", None, (), bsuid="DE.7730551842193", username=EVIL),
+        CustomerRow("c_cccccccccccccccccccc", None, None, ()),
+    ]
+    html = pages.customers_page(CustomerPage(rows, 3, 1, False), search="", tag="", tags=[])
+    assert '<a href="/customers/c_aaaaaaaaaaaaaaaaaaaa">Ann</a></td><td>+16505551234</td>' in html
+    assert '<td>DE.7730551842193<br><span class="muted">@&lt;script&gt;' in html
+    assert "<td>c_cccccccccccccccccccc</td>" in html  # no identifier left: the key
+    assert "Name, username, number or BSUID" in html
+
+
+def test_the_profile_lists_identities_with_status_and_evidence_and_the_merges():
+    profile = _profile("Ana", opted_out=False)
+    profile.update(
+        wa_id=None,
+        username="ana.example",
+        identities=[
+            {
+                "kind": "bsuid",
+                "value": "DE.7730551842193",
+                "status": "active",
+                "evidence": "webhook_pair",
+                "first_seen_at": "2026-09-01T10:00:00+00:00",
+                "last_seen_at": "2026-09-02T10:00:00+00:00",
+                "superseded_at": None,
+            },
+            {
+                "kind": "phone",
+                "value": "4915112345678",
+                "status": "superseded",
+                "evidence": EVIL,  # an unknown evidence is shown as it is, as text
+                "first_seen_at": "2026-08-01T10:00:00+00:00",
+                "last_seen_at": "2026-08-02T10:00:00+00:00",
+                "superseded_at": "2026-08-03T10:00:00+00:00",
+            },
+        ],
+        merged=[
+            {
+                "from_key": "c_bbbbbbbbbbbbbbbbbbbb",
+                "into_key": "c_abcdefghijklmnopqrst",
+                "evidence": "status_pair",
+                "message_id": "wamid.9",
+                "merged_at": "2026-09-01T11:00:00+00:00",
+            }
+        ],
+    )
+    html = pages.profile_page(profile, lines=[], records=[])
+    assert '<h1>Ana <span class="muted">DE.7730551842193</span></h1>' in html
+    assert "Username @ana.example." in html and "<code>c_abcdefghijklmnopqrst</code>" in html
+    table = html.split('id="identities"')[1].split("</table>")[0]
+    assert "<td>BSUID</td><td><code>DE.7730551842193</code></td><td>active</td>" in table
+    assert "one WhatsApp message or notice carried it with another identifier" in table
+    assert (
+        '<td>Phone number</td><td><code>+4915112345678</code></td><td>former (since <time datetime="2026-08-03'
+        in table
+    )
+    assert "<script>" not in table and "&lt;script&gt;" in table
+    merges = html.split('id="merges"')[1]
+    assert "<code>c_bbbbbbbbbbbbbbbbbbbb</code> merged into <code>c_abcdefghijklmnopqrst</code>" in merges
+    assert "a delivery status from WhatsApp" in merges
+
+
+def test_a_profile_without_identities_or_merges_says_so():
+    html = pages.profile_page(_profile("Ann", opted_out=False), lines=[], records=[])
+    assert "No WhatsApp identifier" in html and 'id="merges"' not in html
 
 
 def test_layout_marks_the_current_page_and_shows_the_simulator_only_when_on():
@@ -303,7 +381,7 @@ def test_a_list_message_keeps_its_rows():
 
 
 def test_the_promo_template_shows_its_text_and_the_stop_promotions_quick_reply():
-    bubble = outbound_bubble(promo_body("1555", load_template("promo_offer")))
+    bubble = outbound_bubble(promo_body(SimulatedCustomer(wa_id="1555"), load_template("promo_offer")))
     assert bubble["kind"] == "template" and bubble["name"] == "promo_offer"
     assert "This week only: 20% off all shoes." in bubble["text"]
     assert bubble["footer"]
@@ -348,7 +426,7 @@ def test_fill_placeholders_leaves_missing_ones():
     ],
 )
 def test_customer_actions_become_webhooks_the_channel_parses(action, kind, bubble):
-    payload, shown = customer_message("15551234567", EVIL, action)
+    payload, shown = customer_message(SimulatedCustomer(wa_id="15551234567"), EVIL, action)
     assert shown == bubble
     [message] = parse_webhook(json.loads(json.dumps(payload))).messages
     assert type(message).__name__ == kind
@@ -369,7 +447,7 @@ def test_customer_actions_become_webhooks_the_channel_parses(action, kind, bubbl
 )
 def test_bad_customer_actions_are_refused(action):
     with pytest.raises(ValueError):
-        customer_message("15551234567", "A", action)
+        customer_message(SimulatedCustomer(wa_id="15551234567"), "A", action)
 
 
 def test_read_receipts_report_delivered_then_read_and_keep_callback_data():
@@ -380,6 +458,62 @@ def test_read_receipts_report_delivered_then_read_and_keep_callback_data():
         ("wamid.FAKE1", "read", "1555"),
     ]
     assert batch.statuses[0].callback_data == "b-1"
+
+
+BSUID = "DE.7730551842193"
+HIDDEN = SimulatedCustomer(user_id=BSUID, username="ana.example")
+
+
+def test_a_username_customer_s_webhook_has_no_phone_number_anywhere():
+    payload, shown = customer_message(HIDDEN, "Ana", {"type": "text", "text": "STOP"})
+    value = payload["entry"][0]["changes"][0]["value"]
+    assert value["contacts"] == [{"profile": {"name": "Ana", "username": "ana.example"}, "user_id": BSUID}]
+    [raw] = value["messages"]
+    assert raw["from_user_id"] == BSUID and "from" not in raw
+    [message] = parse_webhook(json.loads(json.dumps(payload))).messages
+    assert message.wa_id is None and message.sender.bsuid.value == BSUID
+    assert message.sender.username == "ana.example" and shown == {"kind": "text", "text": "STOP"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"wa_id": "+1 555 123 4567"}, SimulatedCustomer(wa_id="15551234567")),
+        ({"wa_id": "15551234567", "user_id": BSUID}, SimulatedCustomer(user_id=BSUID)),  # the switch wins
+        ({"user_id": f" {BSUID} ", "username": "@Ana.Example"}, HIDDEN),
+        ({"user_id": BSUID, "username": ""}, SimulatedCustomer(user_id=BSUID)),
+    ],
+)
+def test_who_the_simulated_customer_is(fields, expected):
+    assert simulated_customer(fields) == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"wa_id": "123"},
+        {"user_id": "de.7730551842193"},
+        {"user_id": "US.ENT.11815799212886844830"},
+        {"user_id": "US." + "1" * 129},
+        {"user_id": BSUID, "username": "ab"},
+        {"user_id": BSUID, "username": "ana-example"},
+    ],
+)
+def test_malformed_simulated_customers_are_refused(fields):
+    with pytest.raises(ValueError):
+        simulated_customer(fields)
+
+
+def test_the_promo_and_the_receipts_of_a_username_customer_use_the_bsuid():
+    body = promo_body(HIDDEN, load_template("promo_offer"))
+    assert body["recipient"] == BSUID and "to" not in body
+    assert promo_body(SimulatedCustomer(wa_id="1555"), None)["to"] == "1555"
+    receipts = read_receipts([{"id": "wamid.B1", "body": body}], at=1714557600, customer=HIDDEN)
+    value = receipts["entry"][0]["changes"][0]["value"]
+    assert value["contacts"] == [{"profile": {"username": "ana.example"}, "user_id": BSUID}]
+    assert [("recipient_id" in s, s["recipient_user_id"]) for s in value["statuses"]] == [(False, BSUID)] * 2
+    assert [s.raw_status for s in parse_webhook(receipts).statuses] == ["delivered", "read"]
 
 
 LOCAL_ENV = {

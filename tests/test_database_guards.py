@@ -29,6 +29,8 @@ from bot.grants import BOT_PRIVILEGES, grant_statements
 from bot.migrations import upgrade
 from bot.schema import consent_events, tags
 from bot.store.customers import touch_customer
+from bot.store.identifiers import BSUID, PHONE, Identifier
+from bot.store.identities import ensure, identify, rotate
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import add_tag, record_opt_out
 from bot.whatsapp import inbox
@@ -178,9 +180,19 @@ def test_the_bot_role_does_the_bots_work(roles):
         assert file_load.numbers == 1  # a TEMPORARY table: no CREATE on the schema needed
         audiences.drop_numbers(conn)
         assert deliveries.claim(conn, "b-1", BO, AT) is not None
-    assert inbox.claim("wamid.x", ADA) is inbox.Claim.NEW
+    with transaction() as conn:
+        # Linking, merging and a number change: what webhooks make the bot do to identities.
+        bsuid, new_bsuid = Identifier(BSUID, "DE.1193386620457"), Identifier(BSUID, "DE.5560021187734")
+        identify(conn, [bsuid], "first_contact", AT)
+        identify(conn, [Identifier(PHONE, ADA), bsuid], "status_pair", AT)
+        rotate(conn, [bsuid], [new_bsuid], AT, "wamid.sys")
+
+    def ada(conn):
+        return ensure(conn, ADA)[0]
+
+    assert inbox.claim("wamid.x", ada)[0] is inbox.Claim.NEW
     inbox.release("wamid.x")
-    assert inbox.claim("wamid.x", ADA) is inbox.Claim.NEW
+    assert inbox.claim("wamid.x", ada)[0] is inbox.Claim.NEW
     inbox.finish("wamid.x")
     with transaction() as conn:
         result = record_opt_out(conn, ADA, "text", "wamid.a2", AT)

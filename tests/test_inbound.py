@@ -81,10 +81,21 @@ def test_marketing_preference_with_numeric_timestamp():
         None,
         [],
         {"object": "whatsapp_business_account", "entry": "x"},
-        {"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"messages": [{}]}}]}]},
+        # A sender, but no message id: not a message we can read.
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"changes": [{"value": {"messages": [{"from": "16505551234", "type": "text"}]}}]}],
+        },
         {"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"statuses": "x"}}]}]},
     ],
 )
 def test_malformed_bodies_raise(body):
     with pytest.raises(MalformedWebhook):
         parse_webhook(body)
+
+
+def test_a_message_from_nobody_is_unidentified_not_malformed():
+    # Retrying could never make it attributable: acknowledged and counted (tests/test_inbound_identities.py).
+    body = {"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"messages": [{}]}}]}]}
+    [event] = parse_webhook(body).unidentified
+    assert event.reason == "no_identifier"

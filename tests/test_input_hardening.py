@@ -35,9 +35,10 @@ from bot.dashboard.app import DashboardConfig, build_app
 from bot.db import engine_for, transaction
 from bot.masking import mask_message_id, mask_phone
 from bot.private_files import private_dir, private_sqlite_file
-from bot.schema import customers, inbound_messages, message_statuses, tags
+from bot.schema import customer_identities, inbound_messages, message_statuses, tags
 from bot.spreadsheet import spreadsheet_safe
 from bot.store.customers import touch_customer
+from bot.store.identities import conversation_id
 from bot.store.tags import record_opt_out
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.inbound import WebhookBatch, parse_webhook, split_by_number
@@ -224,11 +225,12 @@ async def test_another_numbers_changes_are_acknowledged_and_nothing_is_written(a
     foreign_customer = "447700900123"
     caplog.set_level(logging.WARNING, logger="bot.whatsapp.channel")
     assert (await post(app, mixed_webhook(foreign_customer, "hi"))).status == 200
-    assert [(m.sender_id, m.text) for m in agent.messages] == [(CUSTOMER, "hi")]
     with transaction() as conn:
-        claimed = conn.execute(select(inbound_messages.c.wa_id)).scalars().all()
-        known = conn.execute(select(customers.c.wa_id)).scalars().all()
-    assert claimed == [CUSTOMER]  # no dedupe claim for the other number's message
+        ours = conversation_id(conn, CUSTOMER)
+        claimed = conn.execute(select(inbound_messages.c.customer_key)).scalars().all()
+        known = conn.execute(select(customer_identities.c.value)).scalars().all()
+    assert [(m.sender_id, m.text) for m in agent.messages] == [(ours, "hi")]
+    assert claimed == [ours]  # no dedupe claim for the other number's message
     assert foreign_customer not in known and count(tags) == 0  # neither 131050 nor the preference
     assert count(message_statuses) == 0
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -474,9 +476,13 @@ def test_the_opt_out_export_never_hands_a_spreadsheet_a_formula(sqlite_url, caps
         touch_customer(conn, CUSTOMER, evil, at)
         record_opt_out(conn, CUSTOMER, "import", evil, at, name=evil)
     assert main(["customers", "export-opt-outs"]) == 0
-    [header, row] = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert header == ["wa_id", "opted_out_at", "source", "message_id"]
-    assert row == [CUSTOMER, "2024-05-01T10:00:00+00:00", "import", "'" + evil]
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert (row["wa_id"], row["opted_out_at"], row["source"], row["message_id"]) == (
+        CUSTOMER,
+        "2024-05-01T10:00:00+00:00",
+        "import",
+        "'" + evil,
+    )
 
 
 # --- 8. local state is private --------------------------------------------------------------------
@@ -556,9 +562,11 @@ def test_token_files_folder_is_private(tmp_path, monkeypatch, open_umask):
 
 
 def test_simulator_webhooks_go_to_the_number_the_bot_was_given():
-    from bot.dashboard.simulator import customer_message, read_receipts
+    from bot.dashboard.simulator import SimulatedCustomer, customer_message, read_receipts
 
-    payload, _ = customer_message(CUSTOMER, "Ann", {"type": "text", "text": "hi"}, OTHER_NUMBER_ID)
+    payload, _ = customer_message(
+        SimulatedCustomer(wa_id=CUSTOMER), "Ann", {"type": "text", "text": "hi"}, OTHER_NUMBER_ID
+    )
     [message] = parse_webhook(payload).messages
     assert message.phone_number_id == OTHER_NUMBER_ID
     receipts = read_receipts([{"id": "wamid.X", "body": {"to": CUSTOMER}}], 1, OTHER_NUMBER_ID)

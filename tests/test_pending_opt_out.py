@@ -28,7 +28,7 @@ from bot.broadcast.audience import Audience, Selection
 from bot.consent import OPT_OUT, marketing_allowed, may_send_marketing
 from bot.dashboard import pages, queries
 from bot.db import transaction
-from bot.schema import broadcast_deliveries, opt_out_requests
+from bot.schema import broadcast_deliveries, customer_identities, opt_out_requests
 from bot.store.customers import ensure_customer, profile
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import record_opt_out
@@ -66,7 +66,8 @@ def requests_of(wa_id: str) -> list[tuple]:
         rows = conn.execute(
             text(
                 "SELECT r.resolution, r.resolved_at IS NOT NULL FROM opt_out_requests r"
-                " JOIN customers c ON c.id = r.customer_id WHERE c.wa_id = :wa_id ORDER BY r.id"
+                " JOIN customer_identities i ON i.customer_id = r.customer_id WHERE i.value = :wa_id"
+                " ORDER BY r.id"
             ),
             {"wa_id": wa_id},
         ).all()
@@ -98,7 +99,15 @@ def test_the_audience_leaves_out_a_customer_who_has_not_confirmed(store):
     with transaction() as conn:
         assert audiences.count(conn, Audience()) == Selection(audience=4, allowed=2)
         deliveries.create(conn, "b-1", "promo_offer", "en_US", ["x"], Audience(), 80.0, 4, AT)
-        selected = set(conn.execute(select(broadcast_deliveries.c.wa_id)).scalars())
+        selected = set(
+            conn.execute(
+                select(customer_identities.c.value).join_from(
+                    broadcast_deliveries,
+                    customer_identities,
+                    customer_identities.c.customer_id == broadcast_deliveries.c.customer_id,
+                )
+            ).scalars()
+        )
         profiles = {wa_id: profile(conn, wa_id) for wa_id in (ADA, BO, CY, DI)}
     assert selected == {ADA, DI}
     # The SQL clause and the profile's pure rule agree.
@@ -337,7 +346,7 @@ def test_the_dashboard_shows_asked_to_stop_not_confirmed(store):
     with transaction() as conn:
         page = queries.customer_page(conn)
         bo, di = profile(conn, BO), profile(conn, DI)
-    rows = {row.wa_id: row.opt_out_requested for row in page.rows}
+    rows = {row.phone: row.opt_out_requested for row in page.rows}
     assert rows == {ADA: False, BO: True, CY: False, DI: False}  # Cy's request ended in OPT_OUT
     listing = str(pages.customers_page(page, "", "", []))
     assert listing.count("asked to stop, not confirmed") == 1

@@ -16,11 +16,19 @@ from sqlalchemy import text
 
 from bot import PROJECT_ROOT
 from bot.db import engine_for
-from bot.masking import mask_phone
+from bot.masking import mask_identifier
 from bot.processes import Ports, action_server_token, auth_token, commands
 from bot.rasa_server import rasa_argv
 from bot.whatsapp import meta_payloads as meta
-from tests.e2e_checks import CONFIRM_TITLE, OPTED_OUT, last_text, new_customer, opt_out_count, rasa_api
+from tests.e2e_checks import (
+    CONFIRM_TITLE,
+    OPTED_OUT,
+    conversation,
+    last_text,
+    new_customer,
+    opt_out_count,
+    rasa_api,
+)
 from tests.rasa_servers import AUTH_TOKEN, RunningBot, start_bot
 
 # --- the runner and the configuration files (no servers) ---
@@ -174,11 +182,12 @@ def test_no_phone_number_reaches_the_logs_at_info_or_above(bot):
     assert bot.post(meta.marketing_preference(other, "stop")) == 200
     assert bot.post(meta.status("wamid.OUT1", third, "failed", error_code=131050)) == 200
     # What the dashboard asks Rasa for.
-    assert rasa_api(bot, f"/conversations/{wa_id}/tracker")[0] == 200
+    assert rasa_api(bot, f"/conversations/{conversation(bot, wa_id)}/tracker")[0] == 200
     assert opt_out_count(bot, wa_id) == (1, 1)
 
     logs = {name: (bot.workdir / name).read_text(errors="replace") for name in ("rasa.log", "actions.log")}
-    assert mask_phone(wa_id) in logs["actions.log"]  # the logs were written: the opt-out, masked
+    # The logs were written: the opt-out, under the conversation's customer key, masked.
+    assert mask_identifier(conversation(bot, wa_id)) in logs["actions.log"]
     for name, log in logs.items():
         for number in (wa_id, other, third):
             leaks = [line for line in log.splitlines() if number in line]

@@ -8,14 +8,20 @@ import json
 import pytest
 from sqlalchemy import select, text
 
-from bot.db import get_engine
+from bot.db import get_engine, transaction
 from bot.schema import inbound_messages
+from bot.store.identities import conversation_id, ensure
 from bot.whatsapp import inbox
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER
 from tests.whatsapp_app import VERIFY_TOKEN, WEBHOOK, make_app, post, signed
 
 CUSTOMER = "16505551234"
+
+
+def by(who: str):
+    """`inbox.claim`'s sender: the customer with this identifier (created if new)."""
+    return lambda conn: ensure(conn, who)[0]
 
 
 @pytest.fixture
@@ -65,7 +71,11 @@ async def test_text_message_reaches_rasa_with_its_metadata_and_the_reply_reaches
     assert response.status == 200
     [message] = agent.messages
     assert message.text == "hello there"
-    assert message.sender_id == CUSTOMER
+    # The conversation is the customer's key, never their number (it survives a number change).
+    with transaction() as conn:
+        assert message.sender_id == conversation_id(conn, CUSTOMER)
+    assert message.sender_id.startswith("c_")
+    assert message.metadata["wa_id"] == CUSTOMER
     assert message.input_channel == "whatsapp"
     assert message.message_id == wamid
     assert message.metadata["name"] == "Ana"
@@ -275,11 +285,11 @@ async def test_database_down_answers_500_and_the_retry_after_recovery_is_process
 async def test_a_claim_abandoned_by_a_dead_process_is_taken_over_after_its_lease(sqlite_url):
     from datetime import timedelta
 
-    assert inbox.claim("wamid.A", CUSTOMER) is inbox.Claim.NEW
-    assert inbox.claim("wamid.A", CUSTOMER) is inbox.Claim.BUSY
-    assert inbox.claim("wamid.A", CUSTOMER, lease=timedelta(0)) is inbox.Claim.NEW
+    assert inbox.claim("wamid.A", by(CUSTOMER))[0] is inbox.Claim.NEW
+    assert inbox.claim("wamid.A", by(CUSTOMER))[0] is inbox.Claim.BUSY
+    assert inbox.claim("wamid.A", by(CUSTOMER), lease=timedelta(0))[0] is inbox.Claim.NEW
     inbox.finish("wamid.A")
-    assert inbox.claim("wamid.A", CUSTOMER, lease=timedelta(0)) is inbox.Claim.DONE
+    assert inbox.claim("wamid.A", by(CUSTOMER), lease=timedelta(0))[0] is inbox.Claim.DONE
 
 
 async def test_batch_messages_are_processed_in_order_and_a_failure_holds_back_the_senders_later_ones(
@@ -334,4 +344,4 @@ async def test_health_route(app_and_agent):
     app, _ = app_and_agent
     _, response = await app.asgi_client.get("/webhooks/whatsapp/")
     assert response.status == 200
-    assert response.json == {"status": "ok", "can_send": True}
+    assert response.json == {"status": "ok", "can_send": True, "unidentified_events": {}}

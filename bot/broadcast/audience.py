@@ -1,4 +1,4 @@
-"""Who a broadcast reaches: everyone, a tag or a CSV file of numbers, minus those marketing may not
+"""Who a broadcast reaches: everyone, a tag or a CSV file of numbers and/or BSUIDs, minus those marketing may not
 reach (opted out, or asked to stop and not confirmed: `bot.consent`).
 
 Nothing here loads customers into Python. Counting is one SELECT and materialising is one
@@ -6,6 +6,11 @@ Nothing here loads customers into Python. Counting is one SELECT and materialisi
 with opted-out customers left out by `bot.consent.marketing_allowed_clause`, the same rule every
 other sender asks. A CSV file is streamed into a temporary table in batches first, and only
 numbers the customer store knows are ever selected: the store is where consent is recorded.
+
+An audience is made of live customers (merged-away ones are part of the customer they were merged
+into, bot/store/identities.py), and the consent rule reads each one's whole family: a number
+linked to a BSUID that opted out is left out. A number in a file selects the customer who holds
+it now (its active identity), whatever identifier the delivery is then sent to.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.expression import FromClause, Insert
+from sqlalchemy.sql.expression import ColumnElement, FromClause, Insert
 
 from bot.consent import marketing_allowed_clause
-from bot.schema import broadcast_deliveries, customers, tags
-from bot.store.customer_import import Problem
+from bot.schema import broadcast_deliveries, customer_identities, customers, tags
+from bot.store.customer_import import USER_ID_COLUMN, Problem, parse_user_id
+from bot.store.identities import ACTIVE
 from bot.store.phone_numbers import normalise_wa_id
 from bot.store.timestamps import to_db
 
@@ -49,7 +55,7 @@ PENDING = "pending"
 scratch_numbers = Table(
     "broadcast_audience_numbers",
     MetaData(),
-    Column("wa_id", String(32), primary_key=True),
+    Column("identifier", String(160), primary_key=True),  # a phone number's digits, or a BSUID
     prefixes=["TEMPORARY"],
 )
 
@@ -73,8 +79,10 @@ class Audience:
 
 @dataclass(frozen=True, slots=True)
 class AudienceNumber:
+    """One identifier of a row: a phone number's digits, or a BSUID / parent BSUID as sent."""
+
     line: int
-    wa_id: str
+    identifier: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +111,10 @@ def file_sha256(path: Path) -> str:
 
 
 def parse_audience_csv(lines: Iterable[str]) -> Iterator[AudienceNumber | Problem]:
-    """Pure and lazy: one number (or problem) per row of a CSV with a `wa_id` or `phone` column.
+    """Pure and lazy: the identifiers (or a problem) of each row of a CSV with a `wa_id` or
+    `phone` column, a `user_id` column (BSUID or parent BSUID, for customers known without a
+    number), or both. A row with both selects whoever holds either: a file is an audience, not
+    evidence that the two belong together (nothing is linked).
 
     Other columns (a CRM export's names, e-mails...) are ignored; blank rows are skipped.
     """
@@ -112,27 +123,38 @@ def parse_audience_csv(lines: Iterable[str]) -> Iterator[AudienceNumber | Proble
     try:
         header = next(reader, None)
         if header is None:
-            yield Problem(1, "empty file: expected a header row with a wa_id or phone column")
+            yield Problem(1, "empty file: expected a header row with a wa_id, phone or user_id column")
             return
         columns = [column.strip().lower() for column in header]
         present = [column for column in columns if column in NUMBER_COLUMNS]
-        if len(present) != 1:
-            yield Problem(1, "the header needs exactly one of the columns wa_id, phone")
+        if len(present) > 1 or not (present or USER_ID_COLUMN in columns):
+            yield Problem(1, "the header needs one of the columns wa_id, phone, and/or a user_id column")
             return
-        index = columns.index(present[0])
+        number_at = columns.index(present[0]) if present else None
+        user_id_at = columns.index(USER_ID_COLUMN) if USER_ID_COLUMN in columns else None
         for fields in reader:
             if not any(value.strip() for value in fields):
                 continue
-            raw = fields[index].strip() if index < len(fields) else ""
-            if not raw:
-                yield Problem(reader.line_num, "missing phone number")
+            number, user_id = _cell(fields, number_at), _cell(fields, user_id_at)
+            if not number and not user_id:
+                yield Problem(reader.line_num, "missing phone number or user_id")
                 continue
-            try:
-                yield AudienceNumber(reader.line_num, normalise_wa_id(raw))
-            except ValueError as error:
-                yield Problem(reader.line_num, f"invalid phone number: {error}")
+            if number:
+                try:
+                    yield AudienceNumber(reader.line_num, normalise_wa_id(number))
+                except ValueError as error:
+                    yield Problem(reader.line_num, f"invalid phone number: {error}")
+            if user_id:
+                try:
+                    yield AudienceNumber(reader.line_num, parse_user_id(user_id).value)
+                except ValueError as error:
+                    yield Problem(reader.line_num, f"invalid user_id: {error}")
     except csv.Error as error:
         yield Problem(reader.line_num, f"unreadable CSV: {error}")
+
+
+def _cell(fields: list[str], index: int | None) -> str:
+    return fields[index].strip() if index is not None and index < len(fields) else ""
 
 
 def load_numbers(
@@ -153,7 +175,7 @@ def load_numbers(
             if len(load.problems) < problems_kept:
                 load.problems.append(item)
             continue
-        batch.append({"wa_id": item.wa_id})
+        batch.append({"identifier": item.identifier})
         if len(batch) >= batch_size:
             conn.execute(insert, batch)
             batch = []
@@ -161,6 +183,13 @@ def load_numbers(
         conn.execute(insert, batch)
     load.numbers = conn.execute(select(func.count()).select_from(scratch_numbers)).scalar_one()
     return load
+
+
+def unknown_identifiers(conn: Connection) -> int:
+    """How many identifiers of the loaded file nobody in the customer store holds (actively)."""
+    ci = customer_identities.c
+    held = select(ci.value).where(ci.status == ACTIVE, ci.value == scratch_numbers.c.identifier).exists()
+    return conn.execute(select(func.count()).select_from(scratch_numbers).where(~held)).scalar_one()
 
 
 def drop_numbers(conn: Connection) -> None:
@@ -172,7 +201,7 @@ def count(conn: Connection, audience: Audience) -> Selection:
     statement = select(func.count(), func.coalesce(func.sum(case((allowed, 1), else_=0)), 0)).select_from(
         _source(audience)
     )
-    total, allowed_count = conn.execute(statement).one()
+    total, allowed_count = conn.execute(statement.where(_members(audience))).one()
     return Selection(audience=total, allowed=allowed_count)
 
 
@@ -183,15 +212,15 @@ def materialise(conn: Connection, broadcast_id: str, audience: Audience, at: dat
         select(
             literal(broadcast_id, String),
             customers.c.id,
-            customers.c.wa_id,
+            customers.c.key,
             literal(PENDING, String),
             literal(to_db(at), DateTime(timezone=True)),
         )
         .select_from(_source(audience))
         # The WHERE also keeps SQLite from reading ON CONFLICT as part of a join.
-        .where(marketing_allowed_clause(customers))
+        .where(_members(audience), marketing_allowed_clause(customers))
     )
-    columns = ["broadcast_id", "customer_id", "wa_id", "state", "updated_at"]
+    columns = ["broadcast_id", "customer_id", "customer_key", "state", "updated_at"]
     statement = _insert_ignoring_duplicates(conn, broadcast_deliveries).from_select(columns, rows)
     return conn.execute(statement).rowcount
 
@@ -204,9 +233,23 @@ def _source(audience: Audience) -> FromClause:
         source = source.join(
             segment, and_(segment.c.customer_id == customers.c.id, segment.c.name == audience.tag)
         )
-    if audience.file is not None:
-        source = source.join(scratch_numbers, scratch_numbers.c.wa_id == customers.c.wa_id)
     return source
+
+
+def _members(audience: Audience) -> ColumnElement:
+    """Live customers only; with a file, those holding one of its identifiers (actively)."""
+    live = customers.c.merged_into.is_(None)
+    if audience.file is None:
+        return live
+    holder = customers.alias("holder")
+    ci = customer_identities.c
+    holders = (
+        select(func.coalesce(holder.c.merged_into, holder.c.id))
+        .select_from(customer_identities.join(holder, holder.c.id == ci.customer_id))
+        .join(scratch_numbers, scratch_numbers.c.identifier == ci.value)
+        .where(ci.status == ACTIVE)
+    )
+    return and_(live, customers.c.id.in_(holders))
 
 
 def _insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:

@@ -5,6 +5,10 @@ write after the claim requires `sending`, and only a claim (pending -> sending, 
 lead to a send. A row left in `sending` (the action died between claim and outcome) is never sent
 again, because nobody can tell whether WhatsApp got it; the report calls it interrupted.
 The one way back is throttling: WhatsApp answered 130429 and did not take the message.
+
+The action names the customer by its conversation (the customer key, or any identifier); a
+delivery belongs to the customer's family (bot/store/identities.py), so a customer merged after
+the selection is claimed, and sent, once.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy.engine import Connection
 from bot.broadcast.audience import PENDING, Audience, materialise
 from bot.consent import marketing_allowed_clause
 from bot.schema import broadcast_deliveries, broadcasts, customers
+from bot.store.identities import family_ids, resolve
 from bot.store.timestamps import from_db, to_db
 
 SENDING = "sending"
@@ -58,7 +63,7 @@ class Claimed:
 @dataclass(frozen=True, slots=True)
 class PendingDelivery:
     customer_id: int
-    wa_id: str
+    customer_key: str  # the key at selection time: resolve it before triggering (conversation_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,15 +126,22 @@ def get(conn: Connection, broadcast_id: str) -> Broadcast | None:
     )
 
 
-def claim(conn: Connection, broadcast_id: str, wa_id: str, at: datetime) -> Claimed | None:
+def _family(conn: Connection, who: str) -> list[int]:
+    customer = resolve(conn, who)
+    return [] if customer is None else family_ids(conn, customer.id)
+
+
+def claim(conn: Connection, broadcast_id: str, who: str, at: datetime) -> Claimed | None:
     """pending -> sending in one UPDATE; None if there is no such pending delivery (unknown
-    broadcast, not in its audience, or already claimed by an earlier or concurrent run)."""
+    broadcast, not in its audience, or already claimed by an earlier or concurrent run).
+    `who`: the customer key (the conversation) or any identifier of theirs."""
+    family = _family(conn, who)
     claimed = conn.execute(
         update(broadcast_deliveries)
-        .where(and_(_c.broadcast_id == broadcast_id, _c.wa_id == wa_id, _c.state == PENDING))
+        .where(and_(_c.broadcast_id == broadcast_id, _c.customer_id.in_(family), _c.state == PENDING))
         .values(state=SENDING, updated_at=to_db(at))
     )
-    if claimed.rowcount != 1:
+    if claimed.rowcount < 1:
         return None
     row = conn.execute(
         select(broadcasts.c.template, broadcasts.c.language, broadcasts.c.params).where(
@@ -142,7 +154,7 @@ def claim(conn: Connection, broadcast_id: str, wa_id: str, at: datetime) -> Clai
 def finish(
     conn: Connection,
     broadcast_id: str,
-    wa_id: str,
+    who: str,
     state: str,
     at: datetime,
     wamid: str | None = None,
@@ -154,12 +166,18 @@ def finish(
         raise ValueError(f"not an outcome: {state!r}")
     result = conn.execute(
         update(broadcast_deliveries)
-        .where(and_(_c.broadcast_id == broadcast_id, _c.wa_id == wa_id, _c.state == SENDING))
+        .where(
+            and_(
+                _c.broadcast_id == broadcast_id,
+                _c.customer_id.in_(_family(conn, who)),
+                _c.state == SENDING,
+            )
+        )
         .values(
             state=state, wamid=wamid, error_code=error_code, error_title=error_title, updated_at=to_db(at)
         )
     )
-    return result.rowcount == 1
+    return result.rowcount >= 1
 
 
 def pending_page(
@@ -167,12 +185,12 @@ def pending_page(
 ) -> list[PendingDelivery]:
     """The next pending deliveries in customer order (keyset pagination: no OFFSET scans)."""
     rows = conn.execute(
-        select(_c.customer_id, _c.wa_id)
+        select(_c.customer_id, _c.customer_key)
         .where(and_(_c.broadcast_id == broadcast_id, _c.customer_id > after_customer_id, _c.state == PENDING))
         .order_by(_c.customer_id)
         .limit(limit)
     )
-    return [PendingDelivery(row.customer_id, row.wa_id) for row in rows]
+    return [PendingDelivery(row.customer_id, row.customer_key) for row in rows]
 
 
 def outcome(conn: Connection, broadcast_id: str, customer_id: int) -> Outcome:

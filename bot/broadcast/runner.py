@@ -1,6 +1,6 @@
 """The command's send loop: every pending delivery becomes one Rasa trigger_intent call.
 
-`POST /conversations/<wa_id>/trigger_intent` runs `action_send_broadcast` in the customer's own
+`POST /conversations/<customer key>/trigger_intent` runs `action_send_broadcast` in the customer's own
 conversation (so the broadcast, and a reply to it, are part of it); the action claims the delivery,
 checks consent at that moment and sends. This loop only paces the calls (token bucket), keeps a few
 in flight, and reads each delivery's outcome back from the database for the running counts.
@@ -24,6 +24,7 @@ from bot.broadcast.audience import PENDING
 from bot.broadcast.deliveries import FAILED, SENDING, SENT, SKIPPED_OPTED_OUT, Outcome, PendingDelivery
 from bot.broadcast.rate import Pacer
 from bot.db import run_sync, transaction
+from bot.store.identities import conversation_id
 from bot.whatsapp.cloud_api import RETRYABLE_CODES
 
 SEND_INTENT = "EXTERNAL_send_broadcast"
@@ -57,11 +58,13 @@ class RasaApi:
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise RasaUnavailable(f"cannot reach Rasa at {self.base_url}: {error}") from error
 
-    async def trigger(self, session: aiohttp.ClientSession, wa_id: str, broadcast_id: str) -> str | None:
+    async def trigger(
+        self, session: aiohttp.ClientSession, conversation: str, broadcast_id: str
+    ) -> str | None:
         """Run the send in the customer's conversation; an error text, or None when Rasa said 200."""
         params = {"output_channel": OUTPUT_CHANNEL, "token": self.token, "include_events": "NONE"}
         body = {"name": SEND_INTENT, "entities": {BROADCAST_ENTITY: broadcast_id}}
-        url = f"{self.base_url}/conversations/{wa_id}/trigger_intent"
+        url = f"{self.base_url}/conversations/{conversation}/trigger_intent"
         try:
             async with session.post(url, params=params, json=body) as response:
                 if response.status == 200:
@@ -155,7 +158,9 @@ async def send_pending(
         nonlocal stalled
         while tally.stopped is None and (delivery := await queue.get()) is not None:
             await pacer.wait()
-            error = await api.trigger(session, delivery.wa_id, broadcast_id)
+            # The key the delivery was selected under may since have been merged into another.
+            conversation = await _store(conversation_id, delivery.customer_key) or delivery.customer_key
+            error = await api.trigger(session, conversation, broadcast_id)
             tally.rasa_errors += error is not None
             outcome = await _store(deliveries.outcome, broadcast_id, delivery.customer_id)
             tally.record(outcome)

@@ -157,15 +157,15 @@ def _create_and_send(broadcast_id: str, args: argparse.Namespace, audience: Audi
                 print(f"{audience.file}: line {problem.line}: {problem.message}", file=sys.stderr)
             if load.problem_count:
                 return _fail(f"{audience.file}: {load.problem_count} problem(s); nothing sent")
-            print(f"{audience.file}: {load.numbers} distinct numbers")
+            print(f"{audience.file}: {load.numbers} distinct numbers and user ids")
+            unknown = audiences.unknown_identifiers(conn)
         selection = audiences.count(conn, audience)
         if args.dry_run:
-            if audience.file is not None:
-                audiences.drop_numbers(conn)
             print("dry run: nothing sent, nothing written")
             print(f"audience:             {selection.audience} ({audience.description})")
             if audience.file is not None:
-                print(f"not in customer store: {load.numbers - selection.audience} (never sent)")
+                print(f"not in customer store: {unknown} (never sent)")
+                audiences.drop_numbers(conn)
             print(f"would send:           {selection.allowed}")
             print(f"skipped as opted out: {selection.opted_out}")
             return 0

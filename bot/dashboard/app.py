@@ -2,7 +2,8 @@
 
 Routes (all behind the admin token except /login, /health and /static/):
 - GET  /customers  /customers/<wa_id>  /opt-outs  /broadcasts  /broadcasts/<id>  /models
-- GET  /simulator, GET /simulator/api/conversation?wa_id=, POST /simulator/api/send, POST /simulator/api/promo
+- GET  /simulator, GET /simulator/api/conversation?wa_id= (or ?user_id=&username= for a username
+  customer whose number is hidden), POST /simulator/api/send, POST /simulator/api/promo
 - GET|POST /login, POST /logout
 No route writes consent: the only POSTs log in and out, and drive the simulated customer (whose
 webhooks go through the bot exactly as WhatsApp's do).
@@ -20,15 +21,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
-import yaml
 from aiohttp import web
 
 from bot import PROJECT_ROOT
+from bot.business import business_name
 from bot.dashboard import auth, pages, queries
 from bot.dashboard.conversation import conversation_lines, fetch_tracker_events
 from bot.dashboard.html import Safe
 from bot.dashboard.models_page import models_page
-from bot.dashboard.simulator import Simulator, SimulatorSettings
+from bot.dashboard.simulator import Simulator, SimulatorSettings, simulated_customer
 from bot.dashboard.stats import buckets, count_into, period_for
 from bot.db import run_sync, transaction
 from bot.publish.records import LOG_NAME, read_log
@@ -85,15 +86,6 @@ def _page(request: web.Request, title: str, body: Safe, status: int = 200) -> we
     config = request.app[CONFIG]
     current = "/" + request.path.strip("/").split("/")[0]
     return _html(pages.layout(title, body, current, simulator=config.simulator is not None), status)
-
-
-def business_name(domain: Path = PROJECT_ROOT / "domain.yml") -> str:
-    """The name customers know the business by: the `business_name` slot's initial value."""
-    try:
-        slots = (yaml.safe_load(domain.read_text(encoding="utf-8")) or {}).get("slots", {})
-        return str(slots["business_name"]["initial_value"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return "Your business"
 
 
 # --- middlewares ---------------------------------------------------------------------------------
@@ -213,10 +205,16 @@ async def customer_profile(request: web.Request) -> web.Response:
             request, "Not found", pages.message_page("Customer not found", f"No customer {wa_id}."), 404
         )
     config = request.app[CONFIG]
-    events = await fetch_tracker_events(request.app[SESSION], config.rasa_url, config.token, found["wa_id"])
+    events = await fetch_tracker_events(request.app[SESSION], config.rasa_url, config.token, found["key"])
     lines = None if events is None else conversation_lines(events)
-    records = [] if lines is not None else await run_sync(_read, queries.delivery_records, found["wa_id"])
-    return _page(request, found["name"] or found["wa_id"], pages.profile_page(found, lines, records))
+    records = (
+        []
+        if lines is not None
+        else await run_sync(_read, queries.delivery_records, found["key"], found["wa_id"])
+    )
+    return _page(
+        request, found["name"] or found["wa_id"] or found["key"], pages.profile_page(found, lines, records)
+    )
 
 
 async def opt_outs(request: web.Request) -> web.Response:
@@ -261,16 +259,22 @@ async def simulator_page(request: web.Request) -> web.Response:
     if SIMULATOR not in request.app:
         reason = f"The simulator is off: {request.app[CONFIG].simulator_off_reason}."
         return _page(request, "Simulator", pages.message_page("Simulator", reason), 404)
-    # A new number each visit is a new customer; the page keeps its number in the address.
-    wa_id = request.query.get("wa_id") or f"1555{secrets.randbelow(10**7):07d}"
-    name = request.query.get("name") or "Test Customer"
-    return _page(request, "Simulator", pages.simulator_page(business_name(), wa_id, name))
+    # A new number (and BSUID) each visit is a new customer; the page keeps them in the address.
+    query = request.query
+    customer = pages.SimulatorCustomer(
+        wa_id=query.get("wa_id") or f"1555{secrets.randbelow(10**7):07d}",
+        name=query.get("name") or "Test Customer",
+        hide_phone=bool(query.get("user_id")),
+        user_id=query.get("user_id") or f"US.{secrets.randbelow(10**20):020d}",
+        username=query.get("username") or "test.customer",
+    )
+    return _page(request, "Simulator", pages.simulator_page(business_name(), customer))
 
 
 async def simulator_conversation(request: web.Request) -> web.Response:
     simulator = _simulator(request)
     try:
-        snapshot = await simulator.timeline(request.query.get("wa_id", ""))
+        snapshot = await simulator.timeline(simulated_customer(request.query))
     except ValueError as error:
         return web.json_response({"error": str(error)}, status=400)
     return web.json_response({**snapshot, "bot_online": await simulator.bot_online()})
@@ -293,7 +297,7 @@ async def simulator_send(request: web.Request) -> web.Response:
     try:
         if not isinstance(action, dict):
             raise ValueError("action must be an object")
-        snapshot = await simulator.send(str(body.get("wa_id", "")), str(body.get("name", "")), action)
+        snapshot = await simulator.send(simulated_customer(body), str(body.get("name", "")), action)
     except ValueError as error:
         return web.json_response({"error": str(error)}, status=400)
     return web.json_response(snapshot)
@@ -303,7 +307,7 @@ async def simulator_promo(request: web.Request) -> web.Response:
     simulator = _simulator(request)
     body = await _json_body(request)
     try:
-        snapshot = await simulator.send_promo(str(body.get("wa_id", "")))
+        snapshot = await simulator.send_promo(simulated_customer(body))
     except ValueError as error:
         return web.json_response({"error": str(error)}, status=400)
     return web.json_response(snapshot)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bot.masking import mask_phone
+from bot.masking import mask_identifier
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +71,13 @@ async def fetch_tracker_events(
     try:
         async with session.get(url, params={"token": token}, timeout=TRACKER_TIMEOUT) as response:
             if response.status != 200:
-                logger.warning("Rasa answered %s for the tracker of %s", response.status, mask_phone(wa_id))
+                logger.warning(
+                    "Rasa answered %s for the tracker of %s", response.status, mask_identifier(wa_id)
+                )
                 return None
             tracker = await response.json()
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
-        logger.warning("could not read the tracker of %s from Rasa: %r", mask_phone(wa_id), error)
+        logger.warning("could not read the tracker of %s from Rasa: %r", mask_identifier(wa_id), error)
         return None
     events = tracker.get("events") if isinstance(tracker, dict) else None
     return events if isinstance(events, list) else None

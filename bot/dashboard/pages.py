@@ -7,6 +7,7 @@ only forms are the search (GET) and the login.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -16,7 +17,7 @@ from bot.broadcast.report import Report
 from bot.consent import OPT_OUT
 from bot.dashboard.conversation import Line
 from bot.dashboard.html import Safe, attributes, join, render
-from bot.dashboard.queries import CustomerPage, DeliveryRecord, OptOutTotals
+from bot.dashboard.queries import CustomerPage, CustomerRow, DeliveryRecord, OptOutTotals
 from bot.dashboard.stats import PERIODS, Bucket, Period, bar_chart
 
 # How a tag or consent event reached us (bot.consent.SOURCES), for people.
@@ -111,8 +112,25 @@ def request_badge() -> Safe:
     return render('<span class="tag tag-pending">{label}</span>', label=ASKED_TO_STOP)
 
 
-def customer_link(wa_id: str) -> str:
-    return f"/customers/{quote(wa_id, safe='')}"
+def customer_link(key: str) -> str:
+    """A profile's address: the customer key, which no number change or merge makes stale
+    (the route also takes a phone number, BSUID or parent BSUID)."""
+    return f"/customers/{quote(key, safe='')}"
+
+
+def whatsapp_id(phone: str | None, bsuid: str | None, key: str) -> str:
+    """How a customer is shown: their number when WhatsApp shared one, else their BSUID, else
+    (no active identifier left) their key."""
+    if phone:
+        return f"+{phone}"
+    return bsuid or key
+
+
+def _whatsapp_cell(row: CustomerRow) -> Safe:
+    shown = render("{id}", id=whatsapp_id(row.phone, row.bsuid, row.key))
+    if row.username:
+        return render('{shown}<br><span class="muted">@{username}</span>', shown=shown, username=row.username)
+    return shown
 
 
 def customers_page(page: CustomerPage, search: str, tag: str, tags: Sequence[str]) -> Safe:
@@ -124,10 +142,10 @@ def customers_page(page: CustomerPage, search: str, tag: str, tags: Sequence[str
     )
     rows = join(
         render(
-            '<tr><td><a href="{href}">{name}</a></td><td>+{wa_id}</td><td>{tags}</td><td>{seen}</td></tr>',
-            href=customer_link(row.wa_id),
+            '<tr><td><a href="{href}">{name}</a></td><td>{whatsapp}</td><td>{tags}</td><td>{seen}</td></tr>',
+            href=customer_link(row.key),
             name=row.name or "(no name)",
-            wa_id=row.wa_id,
+            whatsapp=_whatsapp_cell(row),
             tags=join(
                 [
                     *(tag_badge(t) for t in row.tags),
@@ -145,7 +163,7 @@ def customers_page(page: CustomerPage, search: str, tag: str, tags: Sequence[str
     table = (
         render(
             '<table><caption>Customers, most recent message first</caption><thead><tr><th scope="col">Name</th>'
-            '<th scope="col">WhatsApp number</th><th scope="col">Tags</th><th scope="col">Last message</th>'
+            '<th scope="col">WhatsApp number or BSUID</th><th scope="col">Tags</th><th scope="col">Last message</th>'
             "</tr></thead><tbody>{rows}</tbody></table>",
             rows=rows,
         )
@@ -167,7 +185,7 @@ def customers_page(page: CustomerPage, search: str, tag: str, tags: Sequence[str
     return render(
         """<h1>Customers</h1>
 <form method="get" action="/customers" role="search" class="filters">
-<div><label for="q">Name or number</label><input type="search" id="q" name="q" value="{search}"></div>
+<div><label for="q">Name, username, number or BSUID</label><input type="search" id="q" name="q" value="{search}"></div>
 <div><label for="tag">Tag</label><select id="tag" name="tag"><option value="">Any tag</option>{options}</select></div>
 <button type="submit">Search</button>
 </form>
@@ -251,6 +269,79 @@ def _conversation_section(lines: list[Line] | None, records: list[DeliveryRecord
     )
 
 
+# How we learnt that an identifier is the customer's (bot.store.identities.EVIDENCE), for people.
+EVIDENCE_TEXT = {
+    "webhook_pair": "one WhatsApp message or notice carried it with another identifier",
+    "status_pair": "a delivery status from WhatsApp carried it with another identifier",
+    "system_rotation": "WhatsApp said the customer changed number or ID",
+    "contact_request": "the customer shared their number with WhatsApp's request button",
+    "first_contact": "the customer wrote from it",
+    "import": "imported from a customer list (CSV)",
+    "migrated": "the customer's number before identities were recorded",
+}
+KIND_TEXT = {"phone": "Phone number", "bsuid": "BSUID", "parent_bsuid": "Parent BSUID"}
+
+
+def _active_bsuid(profile: dict[str, Any]) -> str | None:
+    return next(
+        (
+            i["value"]
+            for kind in ("bsuid", "parent_bsuid")
+            for i in profile["identities"]
+            if i["kind"] == kind and i["status"] == "active"
+        ),
+        None,
+    )
+
+
+def _identities_section(profile: dict[str, Any]) -> Safe:
+    if not profile["identities"]:
+        return render('<p class="empty">No WhatsApp identifier: the customer cannot be messaged.</p>')
+    rows = join(
+        render(
+            "<tr><td>{kind}</td><td><code>{value}</code></td><td>{status}</td><td>{evidence}</td>"
+            "<td>{first}</td><td>{last}</td></tr>",
+            kind=KIND_TEXT.get(identity["kind"], identity["kind"]),
+            value=f"+{identity['value']}" if identity["kind"] == "phone" else identity["value"],
+            status="active"
+            if identity["status"] == "active"
+            else render("former (since {at})", at=when(identity["superseded_at"])),
+            evidence=EVIDENCE_TEXT.get(identity["evidence"], identity["evidence"]),
+            first=when(identity["first_seen_at"]),
+            last=when(identity["last_seen_at"]),
+        )
+        for identity in profile["identities"]
+    )
+    return render(
+        "<table><caption>Identifiers WhatsApp uses for this customer, active first. Former ones (a changed"
+        " number, a rotated BSUID) are kept as evidence.</caption><thead><tr>"
+        '<th scope="col">Kind</th><th scope="col">Value</th><th scope="col">Status</th>'
+        '<th scope="col">How we know</th><th scope="col">First seen</th><th scope="col">Last seen</th>'
+        "</tr></thead><tbody>{rows}</tbody></table>",
+        rows=rows,
+    )
+
+
+def _merges_section(profile: dict[str, Any]) -> Safe:
+    if not profile["merged"]:
+        return Safe("")
+    items = join(
+        render(
+            "<li>{at}: customer <code>{source}</code> merged into <code>{target}</code>: {how}</li>",
+            at=when(merge["merged_at"]),
+            source=merge["from_key"],
+            target=merge["into_key"],
+            how=EVIDENCE_TEXT.get(merge["evidence"], merge["evidence"]),
+        )
+        for merge in profile["merged"]
+    )
+    return render(
+        '<h2 id="merges">Merges</h2><p>WhatsApp showed these customers are one person; their tags and'
+        " consent history are shown here together.</p><ul>{items}</ul>",
+        items=items,
+    )
+
+
 def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: list[DeliveryRecord]) -> Safe:
     tags = join(
         render(
@@ -276,9 +367,12 @@ def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: lis
     )
     return render(
         """<p><a href="/customers">← All customers</a></p>
-<h1>{name} <span class="muted">+{wa_id}</span></h1>
-<p>First message {first}; last message {last}.</p>
+<h1>{name} <span class="muted">{wa_id}</span></h1>
+<p>{username}Customer key <code>{key}</code>. First message {first}; last message {last}.</p>
 {banner}
+<h2 id="identities">WhatsApp identities</h2>
+{identities}
+{merges}
 <h2 id="tags">Tags</h2>
 {tags}
 <h2 id="history">Consent history</h2>
@@ -286,7 +380,11 @@ def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: lis
 <h2 id="conversation">Conversation</h2>
 {conversation}""",
         name=profile["name"] or "(no name)",
-        wa_id=profile["wa_id"],
+        wa_id=whatsapp_id(profile["wa_id"], _active_bsuid(profile), profile["key"]),
+        username=render("Username @{u}. ", u=profile["username"]) if profile["username"] else Safe(""),
+        key=profile["key"],
+        identities=_identities_section(profile),
+        merges=_merges_section(profile),
         first=when(profile["first_seen_at"]),
         last=when(profile["last_seen_at"]),
         banner=_opt_out_banner(profile),
@@ -489,10 +587,22 @@ def login_page(next_path: str, error: str = "") -> Safe:
     )
 
 
-def simulator_page(business: str, wa_id: str, name: str) -> Safe:
+@dataclass(frozen=True, slots=True)
+class SimulatorCustomer:
+    """What the simulator page starts with: a number, and the BSUID and username it uses when the
+    "username customer, phone hidden" switch is on."""
+
+    wa_id: str
+    name: str
+    hide_phone: bool
+    user_id: str
+    username: str
+
+
+def simulator_page(business: str, customer: SimulatorCustomer) -> Safe:
     """The phone-shaped chat; simulator.js fills it and talks to the simulator API."""
     return render(
-        """<h1 class="visually-hidden">WhatsApp simulator</h1>
+        r"""<h1 class="visually-hidden">WhatsApp simulator</h1>
 <div class="simulator">
 <section class="phone" aria-label="Chat with {business}">
 <header class="wa-header">
@@ -512,21 +622,37 @@ def simulator_page(business: str, wa_id: str, name: str) -> Safe:
 answers go to the local Graph API stand-in only, never to a phone.</p>
 <form id="customer">
 <label for="wa_id">WhatsApp number (wa_id)</label>
-<input id="wa_id" name="wa_id" inputmode="numeric" pattern="[1-9][0-9]{{7,14}}" value="{wa_id}" required>
+<input id="wa_id" name="wa_id" inputmode="numeric" pattern="[1-9][0-9]{{7,14}}" value="{wa_id}" required{phone_off}>
 <label for="name">Profile name</label>
 <input id="name" name="name" value="{name}" maxlength="256">
+<p><label><input type="checkbox" id="hide_phone" name="hide_phone"{checked}> Username customer, phone hidden</label></p>
+<p class="muted">WhatsApp withholds the number of a customer with a username: webhooks carry only their
+business-scoped user ID (BSUID) and username, and the bot answers to the BSUID.</p>
+<fieldset id="username-customer"{fieldset_off}>
+<legend>Username customer</legend>
+<label for="user_id">BSUID (user_id)</label>
+<input id="user_id" name="user_id" pattern="[A-Z]{{2}}[.][A-Za-z0-9]{{1,128}}" value="{user_id}" required>
+<label for="username">Username</label>
+<input id="username" name="username" pattern="@?[A-Za-z0-9._]{{3,35}}" value="{username}">
+</fieldset>
 <button type="button" id="new-customer">New customer</button>
 </form>
 <h3>Marketing</h3>
 <p>Send the <code>promo_offer</code> template as a broadcast would (not sent if this customer opted out).</p>
 <button type="button" id="promo">Send a promo template</button>
 <h3>Dashboard</h3>
-<p><a id="profile-link" href="/customers/{wa_id}">Open this customer's profile</a></p>
+<p><a id="profile-link" href="{profile}">Open this customer's profile</a></p>
 </aside>
 </div>
 <script src="/static/simulator.js"></script>""",
         business=business,
         initial=business[:1].upper(),
-        wa_id=wa_id,
-        name=name,
+        wa_id=customer.wa_id,
+        name=customer.name,
+        phone_off=Safe(" disabled") if customer.hide_phone else Safe(""),
+        checked=Safe(" checked") if customer.hide_phone else Safe(""),
+        fieldset_off=Safe("") if customer.hide_phone else Safe(" disabled hidden"),
+        user_id=customer.user_id,
+        username=customer.username,
+        profile=customer_link(customer.user_id if customer.hide_phone else customer.wa_id),
     )

@@ -11,12 +11,20 @@ from datetime import datetime
 
 from sqlalchemy import and_, exists, func, or_, select, true
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import ColumnElement, ScalarSelect
 
 from bot.broadcast import deliveries
 from bot.broadcast.deliveries import Broadcast
 from bot.broadcast.report import Report, aggregate, load_rows
 from bot.consent import OPT_OUT, opt_out_request_open
-from bot.schema import broadcasts, customers, inbound_messages, message_statuses, tags
+from bot.schema import (
+    broadcasts,
+    customer_identities,
+    customers,
+    inbound_messages,
+    message_statuses,
+    tags,
+)
 from bot.store.timestamps import from_db
 
 PAGE_SIZE = 50
@@ -24,11 +32,14 @@ PAGE_SIZE = 50
 
 @dataclass(frozen=True, slots=True)
 class CustomerRow:
-    wa_id: str
+    key: str  # the customer key: the profile's address, whatever identifiers change
     name: str | None
     last_seen_at: datetime | None
     tags: tuple[str, ...]
     opt_out_requested: bool = False  # asked to stop, not confirmed (yet): no marketing meanwhile
+    phone: str | None = None  # the active phone number, if WhatsApp ever shared one
+    bsuid: str | None = None  # the active BSUID (or parent BSUID), for customers without a number
+    username: str | None = None  # display data, never a key
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,23 +59,31 @@ def _like_pattern(text: str) -> str:
 def customer_page(
     conn: Connection, search: str = "", tag: str = "", page: int = 1, page_size: int = PAGE_SIZE
 ) -> CustomerPage:
-    """Customers whose name or number contains `search`, with `tag` if given; newest activity first."""
+    """Customers whose name, username, number or BSUID contains `search`, with `tag` if given;
+    newest activity first. Identifiers recorded under a customer merged into another count for
+    the survivor (the list shows live customers only)."""
     c = customers.c
-    conditions = []
+    # Live customers only: a merged-away one is shown as part of the customer it was merged into.
+    conditions = [c.merged_into.is_(None)]
     search = search.strip()
     if search:
-        matches = [func.lower(c.name).like(_like_pattern(search.lower()), escape="\\")]
-        digits = "".join(ch for ch in search if ch.isdigit())
-        if digits:  # "+1 650-555" finds 1650555...
-            matches.append(c.wa_id.like(_like_pattern(digits), escape="\\"))
-        conditions.append(or_(*matches))
+        conditions.append(or_(*_matches(search)))
     if tag:
         conditions.append(exists().where(and_(tags.c.customer_id == c.id, tags.c.name == tag)))
     where = and_(true(), *conditions)
     total = conn.execute(select(func.count()).select_from(customers).where(where)).scalar_one()
     page = max(1, page)
     rows = conn.execute(
-        select(c.id, c.wa_id, c.name, c.last_seen_at, opt_out_request_open(c.id).label("requested"))
+        select(
+            c.id,
+            c.key,
+            _active(c.id, ("phone",)).label("phone"),
+            _active(c.id, ("bsuid", "parent_bsuid")).label("bsuid"),
+            c.name,
+            c.username,
+            c.last_seen_at,
+            opt_out_request_open(c.id).label("requested"),
+        )
         .where(where)
         # Customers who never wrote (imported) last; SQLite and PostgreSQL disagree on NULL order.
         .order_by(c.last_seen_at.is_(None), c.last_seen_at.desc(), c.id.desc())
@@ -83,17 +102,70 @@ def customer_page(
     return CustomerPage(
         rows=[
             CustomerRow(
-                wa_id=row.wa_id,
+                key=row.key,
                 name=row.name,
                 last_seen_at=None if row.last_seen_at is None else from_db(row.last_seen_at),
                 tags=tuple(tag_names[row.id]),
                 opt_out_requested=bool(row.requested),
+                phone=row.phone,
+                bsuid=row.bsuid,
+                username=row.username,
             )
             for row in shown
         ],
         total=total,
         page=page,
         has_next=len(rows) > page_size,
+    )
+
+
+def _matches(search: str) -> list[ColumnElement]:
+    """SQL conditions on `customers`, any of which makes a customer match the search text."""
+    c = customers.c
+    ci = customer_identities.c
+    text = search.lower()
+    handle = text.removeprefix("@")  # "@ana.example" and "ana.example" find the same username
+    matches = [
+        func.lower(c.name).like(_like_pattern(text), escape="\\"),
+        func.lower(c.username).like(_like_pattern(handle), escape="\\"),
+        # A BSUID typed in any case ("de.7730..."), over the identities of the whole family.
+        _family_identity(func.lower(ci.value).like(_like_pattern(text), escape="\\")),
+    ]
+    digits = "".join(ch for ch in search if ch.isdigit())
+    if digits:  # "+1 650-555" finds 1650555...
+        matches.append(
+            _family_identity(and_(ci.kind == "phone", ci.value.like(_like_pattern(digits), escape="\\")))
+        )
+    return matches
+
+
+def _family_identity(condition: ColumnElement) -> ColumnElement:
+    """SQL: the (correlated) live customer or one merged into it has an identity matching."""
+    holder = customers.alias("holder")
+    ci = customer_identities.c
+    return exists().where(
+        ci.customer_id == holder.c.id,
+        func.coalesce(holder.c.merged_into, holder.c.id) == customers.c.id,
+        condition,
+    )
+
+
+def _active(customer_id: ColumnElement, kinds: tuple[str, ...]) -> ScalarSelect:
+    """SQL: the (correlated) live customer's newest active identifier of these kinds, over its
+    family; NULL without one."""
+    holder = customers.alias("holder")
+    ci = customer_identities.c
+    return (
+        select(ci.value)
+        .join(holder, holder.c.id == ci.customer_id)
+        .where(
+            func.coalesce(holder.c.merged_into, holder.c.id) == customer_id,
+            ci.kind.in_(kinds),
+            ci.status == "active",
+        )
+        .order_by(ci.kind == "parent_bsuid", ci.last_seen_at.desc(), ci.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
 
 
@@ -142,8 +214,9 @@ class DeliveryRecord:
     error_code: int | None
 
 
-def delivery_records(conn: Connection, wa_id: str, limit: int = 200) -> list[DeliveryRecord]:
-    """What the database knows of the conversation when Rasa's tracker cannot be read."""
+def delivery_records(conn: Connection, key: str, wa_id: str | None, limit: int = 200) -> list[DeliveryRecord]:
+    """What the database knows of the conversation (customer `key`, phone number `wa_id`) when
+    Rasa's tracker cannot be read."""
     statuses = message_statuses.c
     inbound = inbound_messages.c
     records = [
@@ -159,7 +232,7 @@ def delivery_records(conn: Connection, wa_id: str, limit: int = 200) -> list[Del
         DeliveryRecord(from_db(row.claimed_at), "in", row.wamid, row.state, None)
         for row in conn.execute(
             select(inbound.wamid, inbound.state, inbound.claimed_at)
-            .where(inbound.wa_id == wa_id)
+            .where(inbound.customer_key == key)
             .order_by(inbound.claimed_at.desc())
             .limit(limit)
         )

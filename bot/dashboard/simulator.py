@@ -8,6 +8,11 @@ The page never talks to Rasa. It asks this backend, which
 - keeps each customer's timeline in memory (the stand-in keeps the bot's side too; the customer's
   side is lost when the dashboard restarts).
 
+A simulated customer is a phone number, or (the "username customer, phone hidden" switch) a
+business-scoped user ID (BSUID) and a username: WhatsApp then withholds the number, so the
+webhooks carry `contacts[].user_id`, `profile.username` and `messages[].from_user_id` and no
+`wa_id` / `from` at all, and the bot answers with `recipient` instead of `to`.
+
 It only runs when the bot itself sends to the stand-in (`settings_from_env`), so nothing the
 simulator makes the bot say can reach a real phone.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -31,8 +37,11 @@ from bot.broadcast.template import template_message
 from bot.consent import may_send_marketing
 from bot.dashboard.bubbles import TEMPLATES_DIR, load_template, outbound_bubble
 from bot.db import run_sync, transaction
+from bot.store.identifiers import BSUID, Identifier
+from bot.store.identities import Address
 from bot.store.phone_numbers import normalise_wa_id
 from bot.whatsapp import meta_payloads as meta
+from bot.whatsapp.outbound import addressed
 from bot.whatsapp.signature import HEADER, sign
 
 logger = logging.getLogger(__name__)
@@ -44,6 +53,8 @@ QUICK_TIMEOUT = aiohttp.ClientTimeout(total=5)
 TEXT_LIMIT = 4096  # what WhatsApp lets a customer send
 NAME_LIMIT = 256
 PROMO_TEMPLATE = "promo_offer"
+# A WhatsApp username: 3-35 of a-z, 0-9, '.', '_' (Meta compares them case-insensitively).
+_USERNAME = re.compile(r"[a-z0-9._]{3,35}")
 
 
 class SimulatorUnavailable(RuntimeError):
@@ -88,7 +99,40 @@ def settings_from_env(environ: Mapping[str, str], stand_in_url: str, rasa_url: s
     )
 
 
-# --- pure: what the customer did -> webhook body and bubble -------------------------------------
+# --- pure: who the customer is, what they did -> webhook body and bubble ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedCustomer:
+    """A phone customer (`wa_id`), or a username customer whose number WhatsApp hides (`user_id`,
+    a BSUID, and `username`; `wa_id` None)."""
+
+    wa_id: str | None = None
+    user_id: str | None = None
+    username: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The identifier the customer is known by here: the key of their timeline."""
+        return self.user_id or self.wa_id or ""
+
+    @property
+    def address(self) -> Address:
+        """Where the business sends to them: `to` their number, else `recipient` their BSUID."""
+        return Address("to", self.wa_id) if self.wa_id else Address("recipient", self.id)
+
+
+def simulated_customer(fields: Mapping[str, Any]) -> SimulatedCustomer:
+    """The customer a request names: `user_id` (with an optional `username`) for a username
+    customer, else `wa_id`. ValueError for a malformed one."""
+    user_id = str(fields.get("user_id") or "").strip()
+    if not user_id:
+        return SimulatedCustomer(wa_id=normalise_wa_id(str(fields.get("wa_id") or "")))
+    Identifier(BSUID, user_id)  # ValueError unless a BSUID as WhatsApp sends it
+    username = str(fields.get("username") or "").strip().removeprefix("@").lower()
+    if username and not _USERNAME.fullmatch(username):
+        raise ValueError("a username has 3-35 letters, digits, '.' or '_'")
+    return SimulatedCustomer(user_id=user_id, username=username or None)
 
 
 def _field(action: Mapping[str, Any], name: str, limit: int = TEXT_LIMIT) -> str:
@@ -101,7 +145,10 @@ def _field(action: Mapping[str, Any], name: str, limit: int = TEXT_LIMIT) -> str
 
 
 def customer_message(
-    wa_id: str, name: str, action: Mapping[str, Any], phone_number_id: str = meta.PHONE_NUMBER_ID
+    customer: SimulatedCustomer,
+    name: str,
+    action: Mapping[str, Any],
+    phone_number_id: str = meta.PHONE_NUMBER_ID,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The webhook body Meta would send for this action, and the customer's bubble.
 
@@ -110,8 +157,11 @@ def customer_message(
     Raises ValueError for anything else.
     """
     kind = action.get("type")
+    wa_id = customer.wa_id
     # Sent to the bot's own number: the bot ignores webhooks for any other.
     options: dict[str, Any] = {"name": name[:NAME_LIMIT], "phone_number_id": phone_number_id}
+    if customer.user_id:
+        options.update(user_id=customer.user_id, username=customer.username)
     if action.get("context"):
         options["context_id"] = str(action["context"])
     if kind == "text":
@@ -132,25 +182,32 @@ def message_id(payload: dict[str, Any]) -> str:
 
 
 def read_receipts(
-    records: list[dict[str, Any]], at: int, phone_number_id: str = meta.PHONE_NUMBER_ID
+    records: list[dict[str, Any]],
+    at: int,
+    phone_number_id: str = meta.PHONE_NUMBER_ID,
+    customer: SimulatedCustomer | None = None,
 ) -> dict[str, Any]:
-    """One `statuses` webhook: each message delivered, then read (as the phone reports them)."""
+    """One `statuses` webhook: each message delivered, then read (as the phone reports them).
+    A message sent to a username customer's BSUID is reported with `recipient_user_id` and a
+    `contacts` entry without the number, as Meta does when it withholds it."""
     statuses = []
     for record in records:
         for status in ("delivered", "read"):
-            raw = {
-                "id": record["id"],
-                "status": status,
-                "timestamp": str(at),
-                "recipient_id": record["body"]["to"],
-            }
+            raw = {"id": record["id"], "status": status, "timestamp": str(at)}
+            if "to" in record["body"]:
+                raw["recipient_id"] = record["body"]["to"]
+            else:
+                raw["recipient_user_id"] = record["body"]["recipient"]
             if record["body"].get("biz_opaque_callback_data"):
                 raw["biz_opaque_callback_data"] = record["body"]["biz_opaque_callback_data"]
             statuses.append(raw)
-    return meta.notification({"statuses": statuses}, phone_number_id=phone_number_id)
+    value: dict[str, Any] = {"statuses": statuses}
+    if customer is not None and customer.user_id:
+        value["contacts"] = [meta.contact(None, customer.user_id, None, None, customer.username)]
+    return meta.notification(value, phone_number_id=phone_number_id)
 
 
-def promo_body(wa_id: str, definition: dict[str, Any] | None) -> dict[str, Any]:
+def promo_body(customer: SimulatedCustomer, definition: dict[str, Any] | None) -> dict[str, Any]:
     """The promo template as a broadcast sends it, with the template's own example values."""
     definition = definition or {}
     examples = [
@@ -159,13 +216,14 @@ def promo_body(wa_id: str, definition: dict[str, Any] | None) -> dict[str, Any]:
         if str(component.get("type", "")).upper() == "BODY"
         for value in ((component.get("example") or {}).get("body_text") or [[]])[0]
     ]
-    return template_message(
-        wa_id,
+    body = template_message(
+        customer.id,
         str(definition.get("name", PROMO_TEMPLATE)),
         str(definition.get("language", "en_US")),
         examples,
         broadcast_id="simulator",
     )
+    return addressed(body, customer.address)
 
 
 # --- the backend ---------------------------------------------------------------------------------
@@ -216,36 +274,33 @@ class Simulator:
         self.templates_dir = templates_dir
         self.conversations: dict[str, Conversation] = {}
 
-    def _conversation(self, wa_id: str) -> Conversation:
-        return self.conversations.setdefault(wa_id, Conversation())
+    def _conversation(self, customer: SimulatedCustomer) -> Conversation:
+        return self.conversations.setdefault(customer.id, Conversation())
 
-    async def timeline(self, wa_id: str) -> dict[str, Any]:
+    async def timeline(self, customer: SimulatedCustomer) -> dict[str, Any]:
         """The conversation so far, with anything new from the bot. While a message of this customer
         is in flight, the timeline as it stands (its bubble shows a clock)."""
-        wa_id = normalise_wa_id(wa_id)
-        conversation = self._conversation(wa_id)
+        conversation = self._conversation(customer)
         if not conversation.lock.locked():
             async with conversation.lock:
-                await self._collect(wa_id, conversation)
+                await self._collect(customer, conversation)
         return conversation.snapshot()
 
-    async def send(self, wa_id: str, name: str, action: Mapping[str, Any]) -> dict[str, Any]:
-        wa_id = normalise_wa_id(wa_id)
-        payload, bubble = customer_message(wa_id, name, action, self.settings.phone_number_id)
-        conversation = self._conversation(wa_id)
+    async def send(self, customer: SimulatedCustomer, name: str, action: Mapping[str, Any]) -> dict[str, Any]:
+        payload, bubble = customer_message(customer, name, action, self.settings.phone_number_id)
+        conversation = self._conversation(customer)
         async with conversation.lock:
             entry = Entry(message_id(payload), "in", _now(), bubble, status="sending")
             conversation.add(entry)
             conversation.settle(entry, *await self._post_webhook(payload))
-            await self._collect(wa_id, conversation)
+            await self._collect(customer, conversation)
         return conversation.snapshot()
 
-    async def send_promo(self, wa_id: str) -> dict[str, Any]:
+    async def send_promo(self, customer: SimulatedCustomer) -> dict[str, Any]:
         """Send the marketing template as the business would, unless the customer opted out."""
-        wa_id = normalise_wa_id(wa_id)
-        conversation = self._conversation(wa_id)
+        conversation = self._conversation(customer)
         async with conversation.lock:
-            if not await run_sync(_may_send_marketing, wa_id):
+            if not await run_sync(_may_send_marketing, customer.id):
                 note = (
                     "Promo not sent: this customer opted out or asked to stop and has not confirmed"
                     " (bot.consent.may_send_marketing said no)."
@@ -254,13 +309,13 @@ class Simulator:
                     Entry(f"note-{time.time_ns()}", "note", _now(), {"kind": "text", "text": note})
                 )
             else:
-                body = promo_body(wa_id, load_template(PROMO_TEMPLATE, self.templates_dir))
+                body = promo_body(customer, load_template(PROMO_TEMPLATE, self.templates_dir))
                 problem = await self._post_message(body)
                 if problem:
                     conversation.add(
                         Entry(f"note-{time.time_ns()}", "note", _now(), {"kind": "text", "text": problem})
                     )
-            await self._collect(wa_id, conversation)
+            await self._collect(customer, conversation)
         return conversation.snapshot()
 
     async def bot_online(self) -> bool:
@@ -303,7 +358,7 @@ class Simulator:
             logger.warning("promo POST to the stand-in failed: %r", error)
             return "The Graph API stand-in is not reachable."
 
-    async def _collect(self, wa_id: str, conversation: Conversation) -> None:
+    async def _collect(self, customer: SimulatedCustomer, conversation: Conversation) -> None:
         """Append the bot's new messages to this customer and report them delivered and read."""
         try:
             async with self.session.get(
@@ -314,19 +369,24 @@ class Simulator:
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
             logger.warning("could not read the Graph API stand-in: %r", error)
             return
-        new = [r for r in records if r["body"].get("to") == wa_id and r["id"] not in conversation.seen]
+        address = customer.address
+        new = [
+            r
+            for r in records
+            if r["body"].get(address.field) == address.value and r["id"] not in conversation.seen
+        ]
         for record in new:
             conversation.seen.add(record["id"])
             bubble = outbound_bubble(record["body"], self.templates_dir)
             conversation.add(Entry(record["id"], "out", _now(), bubble))
         if new:
             status, detail = await self._post_webhook(
-                read_receipts(new, int(time.time()), self.settings.phone_number_id)
+                read_receipts(new, int(time.time()), self.settings.phone_number_id, customer)
             )
             if status != "delivered":
                 logger.warning("read receipts were not accepted: %s", detail)
 
 
-def _may_send_marketing(wa_id: str) -> bool:
+def _may_send_marketing(who: str) -> bool:
     with transaction() as conn:
-        return may_send_marketing(conn, wa_id)
+        return may_send_marketing(conn, who)

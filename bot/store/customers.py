@@ -1,4 +1,8 @@
-"""Customer rows: created on first contact (or import), kept current by inbound messages."""
+"""Customer rows: created on first contact (or import), kept current by inbound messages.
+
+Who a customer is (key, identities, merges) is bot/store/identities.py; this module keeps the
+display data and seen times, and assembles the profile.
+"""
 
 from __future__ import annotations
 
@@ -8,87 +12,118 @@ from typing import Any
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.engine import Connection
 
-from bot.consent import marketing_allowed
-from bot.db import insert_or_ignore
+from bot.consent import OPT_OUT, marketing_allowed, opt_out_request_open, opted_out
 from bot.schema import consent_events, customers, opt_out_requests, tags
-from bot.store.phone_numbers import normalise_wa_id
+from bot.store.identities import ensure, family_ids, identities_of, merges_of, phone_of, resolve
 from bot.store.timestamps import iso, to_db
 
 
-def touch_customer(conn: Connection, wa_id: str, name: str | None, seen_at: datetime) -> int:
-    """Record an inbound message from `wa_id` at `seen_at`; returns the customer id.
+def touch_customer(
+    conn: Connection, who: str, name: str | None, seen_at: datetime, username: str | None = None
+) -> int:
+    """Record an inbound message at `seen_at` from `who` (a customer key or one identifier; a new
+    identifier makes a new customer); returns the live customer's id. See `record_sighting`."""
+    customer, _ = ensure(conn, who, evidence="first_contact")
+    record_sighting(conn, customer.id, name, username, seen_at)
+    return customer.id
+
+
+def record_sighting(
+    conn: Connection, customer_id: int, name: str | None, username: str | None, seen_at: datetime
+) -> None:
+    """Record an inbound message from the (live) customer at `seen_at`.
 
     Messages may be processed out of order: first_seen_at only moves back, last_seen_at only
-    moves forward, and the name (WhatsApp profile name, when given) is taken from the newest one.
+    moves forward, and the name and username (WhatsApp profile, when given) are taken from the
+    newest one.
     """
-    wa_id = normalise_wa_id(wa_id)
     seen_at = to_db(seen_at)
-    name = name or None
-    values = {"wa_id": wa_id, "name": name, "first_seen_at": seen_at, "last_seen_at": seen_at}
-    if not insert_or_ignore(conn, customers, values):
-        c = customers.c
-        newest = or_(c.last_seen_at.is_(None), c.last_seen_at <= seen_at)
-        changes: dict[str, Any] = {
-            "first_seen_at": case(
-                (or_(c.first_seen_at.is_(None), c.first_seen_at > seen_at), seen_at),
-                else_=c.first_seen_at,
-            ),
-            "last_seen_at": case((newest, seen_at), else_=c.last_seen_at),
-        }
-        if name:
-            changes["name"] = case((newest, name), else_=c.name)
-        conn.execute(update(customers).where(c.wa_id == wa_id).values(changes))
-    return _customer_id(conn, wa_id)
+    c = customers.c
+    newest = or_(c.last_seen_at.is_(None), c.last_seen_at <= seen_at)
+    changes: dict[str, Any] = {
+        "first_seen_at": case(
+            (or_(c.first_seen_at.is_(None), c.first_seen_at > seen_at), seen_at),
+            else_=c.first_seen_at,
+        ),
+        "last_seen_at": case((newest, seen_at), else_=c.last_seen_at),
+    }
+    if name:
+        changes["name"] = case((newest, name), else_=c.name)
+    if username:
+        changes["username"] = case((newest, username), else_=c.username)
+    conn.execute(update(customers).where(c.id == customer_id).values(changes))
 
 
-def ensure_customer(conn: Connection, wa_id: str, name: str | None = None) -> tuple[int, bool]:
-    """The customer's id, creating the row if needed; a given name replaces the stored one.
+def ensure_customer(conn: Connection, who: str, name: str | None = None) -> tuple[int, bool]:
+    """The live customer's id for a key or identifier (phone number, BSUID, parent BSUID),
+    creating the customer for an identifier nobody has; a given name replaces the stored one.
 
     Returns (id, created). Unlike `touch_customer` this claims no sighting: seen times stay as they
     are (NULL for a new customer), e.g. for an import or a consent notice from Meta.
     """
-    wa_id = normalise_wa_id(wa_id)
-    name = name or None
-    created = insert_or_ignore(conn, customers, {"wa_id": wa_id, "name": name})
-    if name and not created:
-        conn.execute(update(customers).where(customers.c.wa_id == wa_id).values(name=name))
-    return _customer_id(conn, wa_id), created
+    customer, created = ensure(conn, who, evidence="import")
+    if name:
+        conn.execute(update(customers).where(customers.c.id == customer.id).values(name=name))
+    return customer.id, created
 
 
-def _customer_id(conn: Connection, wa_id: str) -> int:
-    return conn.execute(select(customers.c.id).where(customers.c.wa_id == wa_id)).scalar_one()
-
-
-def profile(conn: Connection, wa_id: str) -> dict[str, Any] | None:
+def profile(conn: Connection, who: str) -> dict[str, Any] | None:
     """Everything the store knows about a customer, JSON-ready (times as ISO-8601 UTC strings).
 
-    None for a number the store has never seen; ValueError for something that is not a number.
+    `who`: the customer key, a phone number, a BSUID or a parent BSUID; a merged-away customer's
+    key or identifier shows the customer it was merged into. Tags, consent history and requests
+    are the whole family's (see bot/store/identities.py); each consent event names the identifier it
+    was captured under and the key of the customer it was recorded for.
+    None for an identifier the store has never seen; ValueError for something that is none of these.
     """
-    row = conn.execute(select(customers).where(customers.c.wa_id == normalise_wa_id(wa_id))).one_or_none()
-    if row is None:
+    customer = resolve(conn, who)
+    if customer is None:
         return None
+    row = conn.execute(select(customers).where(customers.c.id == customer.id)).one()
+    family = family_ids(conn, customer.id)
+    keys = dict(conn.execute(select(customers.c.id, customers.c.key).where(customers.c.id.in_(family))).all())
     tag_rows = conn.execute(
-        select(tags).where(tags.c.customer_id == row.id).order_by(tags.c.added_at, tags.c.id)
+        select(tags).where(tags.c.customer_id.in_(family)).order_by(tags.c.added_at, tags.c.id)
     ).all()
     event_rows = conn.execute(
         select(consent_events)
-        .where(consent_events.c.customer_id == row.id)
+        .where(consent_events.c.customer_id.in_(family))
         .order_by(consent_events.c.occurred_at, consent_events.c.id)
     ).all()
-    # The open one, if any; resolved requests are kept as evidence but change nothing.
-    request = conn.execute(
-        select(opt_out_requests).where(
-            opt_out_requests.c.customer_id == row.id, opt_out_requests.c.resolved_at.is_(None)
-        )
-    ).one_or_none()
+    # The open ones, if any; resolved requests are kept as evidence but change nothing.
+    requests = conn.execute(
+        select(opt_out_requests)
+        .where(opt_out_requests.c.customer_id.in_(family), opt_out_requests.c.resolved_at.is_(None))
+        .order_by(opt_out_requests.c.requested_at, opt_out_requests.c.id)
+    ).all()
+    status = conn.execute(
+        select(opted_out(customer.id).label("out"), opt_out_request_open(customer.id).label("open"))
+    ).one()
+    request = requests[0] if requests else None
     return {
-        "wa_id": row.wa_id,
+        "key": row.key,
+        "wa_id": phone_of(conn, customer.id),  # the active phone number, if any
         "name": row.name,
+        "username": row.username,
         "first_seen_at": iso(row.first_seen_at),
         "last_seen_at": iso(row.last_seen_at),
         "marketing_allowed": marketing_allowed(
-            (tag.name for tag in tag_rows), opt_out_requested=request is not None
+            (OPT_OUT,) if status.out else (), opt_out_requested=bool(status.open)
         ),
+        "identities": [
+            {
+                "kind": identity["kind"],
+                "value": identity["value"],
+                "status": identity["status"],
+                "evidence": identity["evidence"],
+                "customer_key": keys[identity["customer_id"]],
+                "first_seen_at": iso(identity["first_seen_at"]),
+                "last_seen_at": iso(identity["last_seen_at"]),
+                "superseded_at": iso(identity["superseded_at"]),
+            }
+            for identity in identities_of(conn, customer.id)
+        ],
+        "merged": [{**merge, "merged_at": iso(merge["merged_at"])} for merge in merges_of(conn, customer.id)],
         # Asked to stop and not confirmed (yet): no marketing until they answer.
         "opt_out_request": None
         if request is None
@@ -114,6 +149,9 @@ def profile(conn: Connection, wa_id: str) -> dict[str, Any] | None:
                 "detail": event.detail,
                 "occurred_at": iso(event.occurred_at),
                 "recorded_at": iso(event.recorded_at),
+                "identifier_kind": event.identifier_kind,
+                "identifier_value": event.identifier_value,
+                "customer_key": keys[event.customer_id],
             }
             for event in event_rows
         ],

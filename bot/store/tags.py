@@ -12,6 +12,11 @@ event per customer per message id, or per kind, source and instant when there is
 
 Every opt-out also resolves the customer's open opt-out request, if any, in the same transaction
 (bot/store/opt_out_requests.py): there is no moment at which the request is gone but no tag is.
+
+Customers are given as a customer key or any identifier (phone number, BSUID, parent BSUID) and
+resolved to the live customer; tags and events are written on it and read over its family (see
+bot/store/identities.py): a customer whose merged-in half opted out has opted out. Each consent
+event records the identifier it was captured under (`under`, or the identifier given).
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Row
 
 from bot.consent import OPT_OUT, OPT_OUT_EVENT, OPT_OUT_REPEATED, check_source
 from bot.db import insert_or_ignore
 from bot.schema import consent_events, customers, tags
 from bot.store.customers import ensure_customer
+from bot.store.identifiers import Identifier, parse_human
+from bot.store.identities import family_ids, identities_of, phone_of
 from bot.store.opt_out_requests import OPTED_OUT, resolve_open_request
 from bot.store.timestamps import from_db, now, to_db
 
@@ -47,7 +54,12 @@ class OptOutResult:
 
 
 class OptOutRecord(NamedTuple):
-    wa_id: str
+    """One opted-out customer: its key, active phone number (None without one), every identifier
+    of its family (`kind:value`, active first) and its first opt-out."""
+
+    key: str
+    wa_id: str | None
+    identifiers: tuple[str, ...]
     opted_out_at: datetime
     source: str
     message_id: str | None
@@ -69,29 +81,47 @@ def record_opt_out(
     at: datetime,
     name: str | None = None,
     detail: str | None = None,
+    under: Identifier | None = None,
 ) -> OptOutResult:
-    """The customer asked to stop marketing. Idempotent and safe against concurrent calls."""
+    """The customer (`wa_id`: a key or any identifier) asked to stop marketing. Idempotent and safe
+    against concurrent calls. `under`: the identifier it was captured under, when `wa_id` is a key."""
     check_source(source)
     at = to_db(at)
     customer_id, _ = ensure_customer(conn, wa_id, name)
+    under = under or _identifier_given(conn, wa_id)
     tag = {"name": OPT_OUT, "added_at": at, "source": source, "message_id": message_id}
-    created = insert_or_ignore(conn, tags, {"customer_id": customer_id, **tag})
+    stored = _first_opt_out(conn, customer_id)
+    created = stored is None and insert_or_ignore(conn, tags, {"customer_id": customer_id, **tag})
     # Also when the tag was there already: a request opened alongside it must not stay open.
     resolve_open_request(conn, customer_id, OPTED_OUT, message_id, at)
     if created:
-        _append_event(conn, customer_id, OPT_OUT_EVENT, source, message_id, detail, at)
+        _append_event(conn, customer_id, OPT_OUT_EVENT, source, message_id, detail, at, under)
         return OptOutResult(True, from_db(at), source, message_id)
-    stored = conn.execute(
-        select(tags.c.added_at, tags.c.source, tags.c.message_id).where(
-            tags.c.customer_id == customer_id, tags.c.name == OPT_OUT
-        )
-    ).one()
+    stored = stored or _first_opt_out(conn, customer_id)
+    assert stored is not None
     first = OptOutResult(False, from_db(stored.added_at), stored.source, stored.message_id)
     # The first opt-out delivered again is no repetition. Without a message id, nothing else would
     # stop it on PostgreSQL: the unique index there includes the kind, and this one's would differ.
     if not _same_event(first, source, message_id, at):
-        _append_event(conn, customer_id, OPT_OUT_REPEATED, source, message_id, detail, at)
+        _append_event(conn, customer_id, OPT_OUT_REPEATED, source, message_id, detail, at, under)
     return first
+
+
+def _first_opt_out(conn: Connection, customer_id: int) -> Row | None:
+    """The family's first OPT_OUT tag (a merged family may hold one per former customer)."""
+    return conn.execute(
+        select(tags.c.added_at, tags.c.source, tags.c.message_id)
+        .where(tags.c.customer_id.in_(family_ids(conn, customer_id)), tags.c.name == OPT_OUT)
+        .order_by(tags.c.added_at, tags.c.id)
+        .limit(1)
+    ).first()
+
+
+def _identifier_given(conn: Connection, who: str) -> Identifier | None:
+    """The identifier a caller named the customer by; None when it named them by key."""
+    if conn.execute(select(customers.c.id).where(customers.c.key == who)).first() is not None:
+        return None
+    return parse_human(who)
 
 
 def record_consent_event(
@@ -102,6 +132,7 @@ def record_consent_event(
     message_id: str | None,
     detail: str | None,
     at: datetime,
+    under: Identifier | None = None,
 ) -> bool:
     """Add a consent event other than an opt-out (e.g. Meta's `resume` or `signup`).
 
@@ -114,7 +145,8 @@ def record_consent_event(
         raise ValueError(f"invalid consent event kind {kind!r}: lower-case snake_case, 1-32")
     check_source(source)
     customer_id, _ = ensure_customer(conn, wa_id)
-    return _append_event(conn, customer_id, kind, source, message_id, detail, to_db(at))
+    under = under or _identifier_given(conn, wa_id)
+    return _append_event(conn, customer_id, kind, source, message_id, detail, to_db(at), under)
 
 
 def add_tag(
@@ -136,16 +168,29 @@ def add_tag(
 
 
 def iter_opt_outs(conn: Connection) -> Iterator[OptOutRecord]:
-    """Every opt-out, oldest first, streamed (a server-side cursor on PostgreSQL)."""
+    """Every opted-out customer (merged families once), by first opt-out, oldest first."""
+    live_id = func.coalesce(customers.c.merged_into, customers.c.id).label("live_id")
     statement = (
-        select(customers.c.wa_id, tags.c.added_at, tags.c.source, tags.c.message_id)
+        select(live_id, tags.c.added_at, tags.c.source, tags.c.message_id)
         .join(customers, customers.c.id == tags.c.customer_id)
         .where(tags.c.name == OPT_OUT)
         .order_by(tags.c.added_at, tags.c.id)
-        .execution_options(stream_results=True, max_row_buffer=1000)
     )
-    for row in conn.execute(statement):
-        yield OptOutRecord(row.wa_id, from_db(row.added_at), row.source, row.message_id)
+    seen: set[int] = set()
+    for row in conn.execute(statement).all():
+        if row.live_id in seen:
+            continue
+        seen.add(row.live_id)
+        key = conn.execute(select(customers.c.key).where(customers.c.id == row.live_id)).scalar_one()
+        identifiers = tuple(f"{i['kind']}:{i['value']}" for i in identities_of(conn, row.live_id))
+        yield OptOutRecord(
+            key,
+            phone_of(conn, row.live_id),
+            identifiers,
+            from_db(row.added_at),
+            row.source,
+            row.message_id,
+        )
 
 
 def _append_event(
@@ -156,6 +201,7 @@ def _append_event(
     message_id: str | None,
     detail: str | None,
     at: datetime,
+    under: Identifier | None,
 ) -> bool:
     event = {
         "customer_id": customer_id,
@@ -165,6 +211,8 @@ def _append_event(
         "detail": detail,
         "occurred_at": at,
         "recorded_at": now(),
+        "identifier_kind": under.kind if under else None,
+        "identifier_value": under.value if under else None,
     }
     return insert_or_ignore(conn, consent_events, event)
 

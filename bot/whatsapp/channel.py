@@ -4,10 +4,20 @@ Routes (channel name `whatsapp`):
 - GET  /webhooks/whatsapp/          health
 - GET  /webhooks/whatsapp/webhook   Meta's subscription handshake
 - POST /webhooks/whatsapp/webhook   notifications: messages, statuses, user_preferences
+- GET/POST /webhooks/whatsapp/opt-out/<token>   the opt-out link's page (bot/opt_out_link)
 
 A POST is answered 200 only when everything in it has been handled. Anything that must be tried
 again (database down, Rasa failed, a copy still in flight) gets a non-200 so WhatsApp redelivers;
-dedupe makes the redelivery safe.
+dedupe makes the redelivery safe. An event whose sender has no usable identifier can never be
+processed, so retrying it is pointless: it is acknowledged (200), logged and counted per reason
+(the health check shows the counts).
+
+Rasa's sender id is the customer key (bot/store/identities.py), never a phone number: a
+conversation survives a number change, a BSUID change and a merge. Sending, the output channel
+looks the key up: an active phone number is addressed with `to`, otherwise the BSUID with
+`recipient` (never both: `to` would win). Error 131062 (this message type needs a phone number)
+is retried once with `to` when the customer has a number, and otherwise that one message is
+dropped and logged; the turn goes on.
 """
 
 from __future__ import annotations
@@ -23,12 +33,16 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.db import run_sync
-from bot.masking import mask_message_id, mask_phone
+from bot.business import business_name
+from bot.db import run_sync, transaction
+from bot.masking import mask_identifier, mask_message_id, mask_phone
+from bot.opt_out_link import routes as opt_out_link
+from bot.opt_out_link.settings import LinkSettings
 from bot.rasa_stores import tracker_store_failed, watch_turn
+from bot.store.identities import Address, address_of, phone_of, resolve
 from bot.turns import RETRY_TURN_KEY
 from bot.whatsapp import inbox, signals
-from bot.whatsapp.cloud_api import CloudApiClient
+from bot.whatsapp.cloud_api import NEEDS_PHONE_NUMBER, CloudApiClient, SendRejected
 from bot.whatsapp.config import WhatsAppConfig
 from bot.whatsapp.inbound import (
     InboundMessage,
@@ -40,6 +54,7 @@ from bot.whatsapp.inbound import (
 )
 from bot.whatsapp.outbound import (
     Button,
+    addressed,
     button_messages,
     custom_message,
     image_message,
@@ -47,6 +62,7 @@ from bot.whatsapp.outbound import (
 )
 from bot.whatsapp.rasa_input import ButtonPayloads, QuickReplyTable, rasa_text
 from bot.whatsapp.signature import HEADER, SignatureCheck, check_signature
+from bot.whatsapp.unsupported import UnsupportedReplies, known_language
 
 logger = logging.getLogger(__name__)
 
@@ -66,24 +82,49 @@ class WhatsAppOutput(OutputChannel):
     def name(cls) -> str:
         return CHANNEL_NAME
 
-    async def _send(self, bodies: list[dict[str, Any]]) -> None:
+    async def _send(self, recipient_id: str, bodies: list[dict[str, Any]]) -> None:
+        """`recipient_id` is Rasa's sender id: the customer key (or any identifier of theirs)."""
         if self.client is None:
             logger.error("cannot send to WhatsApp: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
             return
         if tracker_store_failed():
             # The turn runs on an empty conversation (see _deliver): its answer would be wrong.
             raise TurnMustBeRetried("the tracker store failed during this turn")
+        address = await run_sync(address_for, recipient_id)
+        if address is None:
+            logger.error(
+                "no WhatsApp address for conversation %s; nothing sent", mask_identifier(recipient_id)
+            )
+            return
         for body in bodies:
+            await self._send_one(recipient_id, addressed(body, address))
+
+    async def _send_one(self, recipient_id: str, body: dict[str, Any]) -> None:
+        assert self.client is not None
+        try:
             await self.client.send(body)
+        except SendRejected as error:
+            if error.code != NEEDS_PHONE_NUMBER or "recipient" not in body:
+                raise
+            phone = await run_sync(phone_for, recipient_id)
+            if phone is None:
+                # Nothing else reaches them with this message type; the rest of the turn goes on.
+                logger.warning(
+                    "dropped a %s message to %s: WhatsApp needs a phone number for it (131062)",
+                    body.get("type"),
+                    mask_identifier(str(body["recipient"])),
+                )
+                return
+            await self.client.send(addressed(body, Address("to", phone)))
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._send(text_messages(recipient_id, text))
+        await self._send(recipient_id, text_messages(recipient_id, text))
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         choices = [Button(title=str(b.get("title", "")), payload=str(b.get("payload", ""))) for b in buttons]
-        await self._send(button_messages(recipient_id, text, choices))
+        await self._send(recipient_id, button_messages(recipient_id, text, choices))
 
     async def send_quick_replies(
         self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
@@ -91,21 +132,38 @@ class WhatsAppOutput(OutputChannel):
         await self.send_text_with_buttons(recipient_id, text, quick_replies)
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
-        await self._send([image_message(recipient_id, image)])
+        await self._send(recipient_id, [image_message(recipient_id, image)])
 
     async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
         if RETRY_TURN_KEY in json_message:
             raise TurnMustBeRetried(str(json_message[RETRY_TURN_KEY]))
         # `custom: {whatsapp: {...}}` lets one response carry bodies for several channels.
         body = json_message.get(CHANNEL_NAME, json_message)
-        await self._send([custom_message(recipient_id, body)])
+        await self._send(recipient_id, [custom_message(recipient_id, body)])
+
+
+def address_for(who: str) -> Address | None:
+    """Where to send a customer's messages (blocking): see bot/store/identities.address_of."""
+    with transaction() as conn:
+        customer = resolve(conn, who)
+        return None if customer is None else address_of(conn, customer.id)
+
+
+def phone_for(who: str) -> str | None:
+    with transaction() as conn:
+        customer = resolve(conn, who)
+        return None if customer is None else phone_of(conn, customer.id)
 
 
 class WhatsAppInput(InputChannel):
-    def __init__(self, config: WhatsAppConfig) -> None:
+    def __init__(self, config: WhatsAppConfig, link: LinkSettings | None = None) -> None:
         self.config = config
+        # The opt-out link page shares the webhook's public prefix (bot/opt_out_link/routes.py).
+        self.link = link or LinkSettings.from_env()
         self.quick_replies = QuickReplyTable.from_file(config.quick_replies_path)
         self.button_payloads = ButtonPayloads.from_file(Path(config.domain_path))
+        self.unsupported_replies = UnsupportedReplies.from_file(Path(config.domain_path))
+        self.app: Any = None  # the Sanic app serving the webhook: Rasa's agent is app.ctx.agent
         self.client = (
             CloudApiClient(config.api_url, config.phone_number_id, config.access_token)
             if config.can_send
@@ -127,10 +185,18 @@ class WhatsAppInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("whatsapp_webhook", __name__)
+        opt_out_link.add_routes(webhook, self.link, business_name(Path(self.config.domain_path)))
 
         @webhook.get("/")
         async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok", "can_send": self.client is not None})
+            try:
+                unidentified: dict[str, int] | None = await run_sync(signals.unidentified_counts)
+            except Exception:
+                logger.exception("could not read the unidentified-event counts")
+                unidentified = None
+            return response.json(
+                {"status": "ok", "can_send": self.client is not None, "unidentified_events": unidentified}
+            )
 
         @webhook.get("/webhook")
         async def handshake(request: Request) -> HTTPResponse:
@@ -147,6 +213,7 @@ class WhatsAppInput(InputChannel):
             refusal = self._refuse(request)
             if refusal is not None:
                 return refusal
+            self.app = request.app  # always the same one: where Rasa keeps its agent
             try:
                 batch = parse_webhook(json.loads(request.body))
             # JSONDecodeError is a ValueError; JSON nested too deep for the decoder a RecursionError.
@@ -198,41 +265,44 @@ class WhatsAppInput(InputChannel):
                 len(foreign.preferences),
                 ", ".join(sorted(mask_phone(n) for n in foreign.phone_number_ids())),
             )
+        if batch.unidentified:
+            await self._count_unidentified(batch)
         try:
-            if batch.statuses or batch.preferences:
-                await run_sync(signals.apply, batch.statuses, batch.preferences)
+            if batch.statuses or batch.preferences or batch.rotations:
+                await run_sync(signals.apply, batch.statuses, batch.preferences, batch.rotations)
         except Exception:
-            logger.exception("could not record statuses / marketing preferences; asking for a retry")
+            logger.exception("could not record statuses / preferences / identity changes; asking for a retry")
             return response.json({"error": "temporarily unavailable"}, status=500)
 
-        failed_senders: set[str] = set()
+        failed_senders: set[tuple] = set()
         busy = False
         for message in batch.messages:
-            if message.wa_id in failed_senders:
+            sender = message.sender.identifiers
+            if sender in failed_senders:
                 continue  # keep a customer's messages in order: retry the rest with the failed one
             try:
-                claim = await run_sync(signals.claim, message)
+                claimed = await run_sync(signals.claim, message)
             except Exception:
-                logger.exception("dedupe store unavailable; asking for a retry")
-                failed_senders.add(message.wa_id)
+                logger.exception("customer or dedupe store unavailable; asking for a retry")
+                failed_senders.add(sender)
                 continue
-            if claim is inbox.Claim.DONE:
+            if claimed.claim is inbox.Claim.DONE:
                 logger.info("duplicate delivery of %s acknowledged", mask_message_id(message.id))
                 continue
-            if claim is inbox.Claim.BUSY:
+            if claimed.claim is inbox.Claim.BUSY:
                 busy = True
-                failed_senders.add(message.wa_id)
+                failed_senders.add(sender)
                 continue
             try:
-                await self._deliver(message, on_new_message)
+                await self._deliver(message, claimed.customer.key, on_new_message)
                 await run_sync(inbox.finish, message.id)
             except Exception:
                 logger.exception(
                     "message %s from %s failed; asking for a retry",
                     mask_message_id(message.id),
-                    mask_phone(message.wa_id),
+                    message.sender.masked,
                 )
-                failed_senders.add(message.wa_id)
+                failed_senders.add(sender)
                 await self._release(message.id)
 
         if failed_senders and not busy:
@@ -240,6 +310,25 @@ class WhatsAppInput(InputChannel):
         if failed_senders:
             return response.json({"error": "a copy of this message is being processed"}, status=503)
         return response.text("EVENT_RECEIVED")
+
+    async def _count_unidentified(self, batch: WebhookBatch) -> None:
+        """Nothing to retry: no retry would make these events attributable. Counting is best effort."""
+        for event in batch.unidentified:
+            logger.warning("acknowledged a %s event without processing it: %s", event.event, event.reason)
+        try:
+            await run_sync(signals.count_unidentified, batch.unidentified)
+        except Exception:
+            logger.exception("could not count %d unidentified event(s)", len(batch.unidentified))
+
+    async def _unsupported_reply(self, sender_id: str) -> str:
+        """utter_unsupported_message in the customer's language (bot/whatsapp/unsupported.py)."""
+        try:
+            language = await known_language(getattr(getattr(self.app, "ctx", None), "agent", None), sender_id)
+        except Exception:
+            # Not worth a redelivery: the answer goes out in the default language instead.
+            logger.exception("could not read the language of %s", mask_identifier(sender_id))
+            language = None
+        return self.unsupported_replies.text_for(language)
 
     async def _release(self, wamid: str) -> None:
         try:
@@ -249,15 +338,18 @@ class WhatsAppInput(InputChannel):
             logger.exception("could not release the claim on %s", mask_message_id(wamid))
 
     async def _deliver(
-        self, message: InboundMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+        self,
+        message: InboundMessage,
+        customer_key: str,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
     ) -> None:
         output = self.get_output_channel()
         text = rasa_text(message, self.quick_replies, self.button_payloads)
         if text is None:
             kind = message.kind if isinstance(message, OtherMessage) else type(message).__name__
-            logger.info("%s message from %s acknowledged without a turn", kind, mask_phone(message.wa_id))
+            logger.info("%s message from %s acknowledged without a turn", kind, message.sender.masked)
             if isinstance(message, OtherMessage) and message.expects_answer:
-                await output.send_text_message(message.wa_id, self.config.unsupported_reply)
+                await output.send_text_message(customer_key, await self._unsupported_reply(customer_key))
             return
         # Rasa carries on when the tracker store fails: with an empty conversation when reading it
         # failed (a "yes" would miss the confirmation form), in memory when saving it failed.
@@ -266,7 +358,7 @@ class WhatsAppInput(InputChannel):
                 UserMessage(
                     text=text,
                     output_channel=output,
-                    sender_id=message.wa_id,
+                    sender_id=customer_key,
                     input_channel=CHANNEL_NAME,
                     message_id=message.id,
                     metadata=message_metadata(message),
@@ -277,10 +369,16 @@ class WhatsAppInput(InputChannel):
 
 
 def message_metadata(message: InboundMessage) -> dict[str, Any]:
-    """What actions can read from `tracker.latest_message['metadata']`."""
+    """What actions can read from `tracker.latest_message['metadata']`: `identifier_kind` and
+    `identifier_value` name the identifier the message came under (for the consent history)."""
+    preferred = message.sender.preferred
     return {
         "wa_id": message.wa_id,
+        "user_id": message.sender.bsuid.value if message.sender.bsuid else None,
+        "identifier_kind": preferred.kind,
+        "identifier_value": preferred.value,
         "name": message.name,
+        "username": message.sender.username,
         "message_id": message.id,
         "context_id": message.context_id,
         "phone_number_id": message.phone_number_id,

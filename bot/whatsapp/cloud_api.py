@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.masking import mask_phone
+from bot.masking import mask_identifier
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ DEFAULT_API_URL = "https://graph.facebook.com/v21.0"
 THROUGHPUT_LIMIT = 130429
 TOO_MANY_TO_SAME_USER = 131056
 MARKETING_OPTED_OUT = 131050
+NEEDS_PHONE_NUMBER = 131062  # this message type cannot be sent to a BSUID
 RETRYABLE_CODES = frozenset({THROUGHPUT_LIMIT, TOO_MANY_TO_SAME_USER})
 
 
@@ -40,7 +41,7 @@ def is_retryable(http_status: int, code: int | None) -> bool:
 
 class SendError(Exception):
     def __init__(self, http_status: int, code: int | None, title: str, to: str) -> None:
-        super().__init__(f"Graph API {http_status} error {code}: {title} (to {mask_phone(to)})")
+        super().__init__(f"Graph API {http_status} error {code}: {title} (to {mask_identifier(to)})")
         self.http_status = http_status
         self.code = code
         self.title = title
@@ -105,7 +106,7 @@ class CloudApiClient:
             await session.close()
 
     async def send(self, body: dict[str, Any]) -> Sent:
-        to = str(body.get("to", ""))
+        to = str(body.get("to") or body.get("recipient") or "")
         attempt = 1
         while True:
             try:
@@ -116,12 +117,12 @@ class CloudApiClient:
                 return Sent(message_id=_message_id(answer))
             code, title = _error(answer)
             if not is_retryable(status, code):
-                logger.warning("WhatsApp refused a message to %s: %s %s", mask_phone(to), code, title)
+                logger.warning("WhatsApp refused a message to %s: %s %s", mask_identifier(to), code, title)
                 raise SendRejected(status, code, title, to)
             if attempt >= self._retry.attempts:
                 logger.error(
                     "WhatsApp send to %s failed after %d attempts: %s %s",
-                    mask_phone(to),
+                    mask_identifier(to),
                     attempt,
                     code,
                     title,

@@ -11,10 +11,6 @@ from typing import Any
 from bot import PROJECT_ROOT
 from bot.whatsapp.cloud_api import DEFAULT_API_URL
 
-DEFAULT_UNSUPPORTED_REPLY = (
-    "Sorry, I can only read text messages and button taps. Please write your question in a message."
-)
-
 # setting name -> environment variable
 ENVIRONMENT = {
     "verify_token": "WHATSAPP_VERIFY_TOKEN",
@@ -36,7 +32,6 @@ class WhatsAppConfig:
     allow_unsigned: bool = False  # local development only: accept POSTs without a signature
     quick_replies_path: Path = PROJECT_ROOT / "quick_replies.yml"
     domain_path: Path = PROJECT_ROOT / "domain.yml"  # its buttons' payloads: the only ids a tap may carry
-    unsupported_reply: str = DEFAULT_UNSUPPORTED_REPLY
 
     @classmethod
     def load(

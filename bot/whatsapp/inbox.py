@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from bot.db import insert_or_ignore, transaction
 from bot.schema import inbound_messages, message_statuses
 from bot.store import timestamps
+from bot.store.identities import Customer
 from bot.whatsapp.inbound import DeliveryStatus, StatusUpdate
 
 DEFAULT_LEASE = timedelta(seconds=120)
@@ -34,27 +35,29 @@ class Claim(enum.Enum):
 
 def claim(
     wamid: str,
-    wa_id: str,
+    sender: Callable[[Connection], Customer],
     lease: timedelta = DEFAULT_LEASE,
-    when_new: Callable[[Connection], None] | None = None,
-) -> Claim:
-    """Claim a message for processing; `when_new` runs in the same transaction when it is ours.
+    when_new: Callable[[Connection, Customer], None] | None = None,
+) -> tuple[Claim, Customer]:
+    """Claim a message for processing. `sender` finds whose it is (identity linking, idempotent)
+    and `when_new` runs when it is ours, both in the claim's transaction.
 
-    Sharing the transaction saves a round trip per message, and if `when_new` fails the claim is
+    Sharing the transaction saves a round trip per message, and if anything fails the claim is
     rolled back with it, so the retry is processed as if nothing had happened.
     """
     while True:
         with transaction() as conn:
-            outcome = _claim(conn, wamid, wa_id, lease)
+            customer = sender(conn)
+            outcome = _claim(conn, wamid, customer.key, lease)
             if outcome is Claim.NEW and when_new is not None:
-                when_new(conn)
+                when_new(conn, customer)
         if outcome is not None:
-            return outcome
+            return outcome, customer
 
 
-def _claim(conn: Connection, wamid: str, wa_id: str, lease: timedelta) -> Claim | None:
+def _claim(conn: Connection, wamid: str, customer_key: str, lease: timedelta) -> Claim | None:
     now = timestamps.now()
-    new = {"wamid": wamid, "wa_id": wa_id, "state": "processing", "attempts": 1}
+    new = {"wamid": wamid, "customer_key": customer_key, "state": "processing", "attempts": 1}
     if insert_or_ignore(conn, inbound_messages, {**new, "claimed_at": now}):
         return Claim.NEW
     held = conn.execute(

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.store.identities import Address
+
 TEXT_LIMIT = 4096
 INTERACTIVE_BODY_LIMIT = 1024
 MAX_REPLY_BUTTONS = 3
@@ -35,6 +37,17 @@ def envelope(to: str, kind: str, content: dict[str, Any]) -> dict[str, Any]:
         "to": to,
         "type": kind,
         kind: content,
+    }
+
+
+def addressed(body: dict[str, Any], address: Address) -> dict[str, Any]:
+    """The body sent to `address`: `to` for a phone number, `recipient` for a BSUID, never both
+    (with both, WhatsApp uses `to` and ignores `recipient`)."""
+    rest = {k: v for k, v in body.items() if k not in ("to", "recipient")}
+    return {
+        "messaging_product": rest.pop("messaging_product", "whatsapp"),
+        address.field: address.value,
+        **rest,
     }
 
 

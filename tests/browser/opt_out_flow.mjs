@@ -6,7 +6,10 @@
 //    a promo to A is then refused because A opted out;
 // 2. simulator: customer B gets the promo template and taps its "Stop promotions" quick reply,
 //    then confirms;
-// 3. dashboard: A's profile shows OPT_OUT (when and how), the tag filter finds A, the chart has bars.
+// 3. simulator: customer C, a username customer whose phone is hidden (the switch), writes STOP
+//    and confirms: every webhook carries only their BSUID and username;
+// 4. dashboard: A's profile shows OPT_OUT (when and how), the tag filter finds A, the chart has bars;
+//    a search by C's username finds C, whose profile lists the BSUID and the opt-out.
 // A's profile name is markup on purpose: it must show as text, and no script of it may run.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -22,6 +25,8 @@ const TOKEN = env("ADMIN_TOKEN");
 const CUSTOMER_A = env("CUSTOMER_A");
 const CUSTOMER_B = env("CUSTOMER_B");
 const NAME_A = env("CUSTOMER_A_NAME");
+const BSUID_C = env("CUSTOMER_C_BSUID");
+const USERNAME_C = env("CUSTOMER_C_USERNAME");
 const SHOTS = env("SCREENSHOTS");
 const TIMEOUT = 90_000; // a turn on a cold Rasa server on a busy 2-core machine
 
@@ -101,7 +106,24 @@ try {
   await chat.getByRole("button", { name: "Yes, stop them" }).click();
   await chat.getByText("you won't receive marketing messages").waitFor();
 
-  // --- 3. the dashboard -----------------------------------------------------------------------
+  // --- 3. customer C, phone hidden, writes STOP and confirms -------------------------------------
+  await page.getByLabel("Profile name").fill("Cleo");
+  await page.getByLabel("Username customer, phone hidden").check(); // a new conversation
+  check(await page.getByLabel("WhatsApp number (wa_id)").isDisabled(), "the number is still in use");
+  await page.getByLabel("BSUID (user_id)").fill(BSUID_C);
+  await page.getByLabel("BSUID (user_id)").press("Tab");
+  await page.getByLabel("Username", { exact: true }).fill(USERNAME_C);
+  await page.getByLabel("Username", { exact: true }).press("Tab");
+  check(new URL(page.url()).searchParams.get("user_id") === BSUID_C, `no BSUID in ${page.url()}`);
+  await page.getByLabel("Message").fill("STOP");
+  await page.getByLabel("Message").press("Enter");
+  await chat.getByRole("button", { name: "Yes, stop them" }).click();
+  await chat.getByText("you won't receive marketing messages").waitFor();
+  await page.screenshot({ path: join(SHOTS, "simulator-username-customer.png") });
+  const profileHref = await page.getByRole("link", { name: "Open this customer's profile" }).getAttribute("href");
+  check(profileHref === `/customers/${BSUID_C}`, `the profile link is ${profileHref}`);
+
+  // --- 4. the dashboard -----------------------------------------------------------------------
   await page.goto(`${BASE}/customers/${CUSTOMER_A}`);
   await page.getByRole("heading", { level: 1, name: NAME_A }).waitFor();
   const banner = page.locator("#opt-out");
@@ -127,6 +149,17 @@ try {
   await page.getByRole("row").filter({ hasText: `+${CUSTOMER_A}` }).getByRole("link", { name: NAME_A }).waitFor();
   await page.getByRole("row").filter({ hasText: `+${CUSTOMER_B}` }).getByRole("link", { name: "Bea" }).waitFor();
   await page.screenshot({ path: join(SHOTS, "dashboard-customers.png"), fullPage: true });
+
+  await page.getByLabel("Name, username, number or BSUID").fill("@" + USERNAME_C);
+  await page.getByLabel("Tag").selectOption("");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByText("1 customer found.").waitFor();
+  await page.getByRole("row").filter({ hasText: BSUID_C }).getByRole("link", { name: "Cleo" }).click();
+  await page.locator("#opt-out").getByText("OPT_OUT").waitFor();
+  const identities = page.getByRole("table", { name: /Identifiers WhatsApp uses/ });
+  await identities.getByRole("row").filter({ hasText: BSUID_C }).filter({ hasText: "active" }).waitFor();
+  check((await identities.getByRole("row").count()) === 2, "C has more than their BSUID");
+  await page.screenshot({ path: join(SHOTS, "dashboard-username-profile.png"), fullPage: true });
 
   await page.getByRole("link", { name: "Opt-outs" }).click();
   const chart = page.getByRole("img", { name: /Opt-outs, last 30 days/ });

@@ -9,6 +9,10 @@
   const message = document.getElementById("message");
   const waIdInput = document.getElementById("wa_id");
   const nameInput = document.getElementById("name");
+  const hidePhone = document.getElementById("hide_phone");
+  const usernameBox = document.getElementById("username-customer");
+  const userIdInput = document.getElementById("user_id");
+  const usernameInput = document.getElementById("username");
   const profileLink = document.getElementById("profile-link");
   const POLL_MS = 1500;
 
@@ -23,15 +27,35 @@
     return node;
   };
 
-  const customer = () => ({ wa_id: waIdInput.value.trim(), name: nameInput.value.trim() });
+  // A phone customer is their number; a username customer (phone hidden) their BSUID and username,
+  // and the backend then sends webhooks without any phone number.
+  const customer = () =>
+    hidePhone.checked
+      ? { user_id: userIdInput.value.trim(), username: usernameInput.value.trim() }
+      : { wa_id: waIdInput.value.trim() };
+  const identifierInput = () => (hidePhone.checked ? userIdInput : waIdInput);
 
   function remember() {
-    const { wa_id, name } = customer();
     const url = new URL(window.location.href);
-    url.searchParams.set("wa_id", wa_id);
-    url.searchParams.set("name", name);
+    for (const key of ["wa_id", "user_id", "username"]) url.searchParams.delete(key);
+    url.searchParams.set("wa_id", waIdInput.value.trim());
+    for (const [key, value] of Object.entries(customer())) url.searchParams.set(key, value);
+    url.searchParams.set("name", nameInput.value.trim());
     history.replaceState(null, "", url);
-    profileLink.href = "/customers/" + encodeURIComponent(wa_id);
+    profileLink.href = "/customers/" + encodeURIComponent(identifierInput().value.trim());
+  }
+
+  function showSwitch() {
+    waIdInput.disabled = hidePhone.checked;
+    usernameBox.disabled = !hidePhone.checked;
+    usernameBox.hidden = !hidePhone.checked;
+  }
+
+  function valid() {
+    const inputs = hidePhone.checked ? [userIdInput, usernameInput] : [waIdInput];
+    const bad = inputs.find((input) => !input.checkValidity());
+    if (bad) bad.reportValidity();
+    return !bad;
   }
 
   function timeOf(entry) {
@@ -156,7 +180,7 @@
   async function refresh() {
     const mine = generation;
     try {
-      const body = await call("/simulator/api/conversation?wa_id=" + encodeURIComponent(customer().wa_id));
+      const body = await call("/simulator/api/conversation?" + new URLSearchParams(customer()));
       if (mine !== generation) return;
       presence.textContent = body.bot_online ? "online" : "bot starting… (messages are refused until it is up)";
       drawAnswer(mine, body);
@@ -181,12 +205,8 @@
   }
 
   function send(action) {
-    if (!waIdInput.checkValidity()) {
-      waIdInput.reportValidity();
-      return;
-    }
-    const { wa_id, name } = customer();
-    post("/simulator/api/send", { wa_id, name, action });
+    if (!valid()) return;
+    post("/simulator/api/send", { ...customer(), name: nameInput.value.trim(), action });
   }
 
   function switchCustomer() {
@@ -206,19 +226,28 @@
     send({ type: "text", text });
   });
   document.getElementById("promo").addEventListener("click", () => {
-    if (waIdInput.checkValidity()) post("/simulator/api/promo", { wa_id: customer().wa_id });
-    else waIdInput.reportValidity();
+    if (valid()) post("/simulator/api/promo", customer());
   });
   document.getElementById("new-customer").addEventListener("click", () => {
     waIdInput.value = "1555" + String(Math.floor(Math.random() * 1e7)).padStart(7, "0");
+    const digits = Array.from({ length: 20 }, () => Math.floor(Math.random() * 10)).join("");
+    userIdInput.value = "US." + digits;
     switchCustomer();
   });
-  waIdInput.addEventListener("change", () => {
-    if (waIdInput.checkValidity()) switchCustomer();
+  for (const input of [waIdInput, userIdInput]) {
+    input.addEventListener("change", () => {
+      if (input.checkValidity()) switchCustomer();
+    });
+  }
+  hidePhone.addEventListener("change", () => {
+    showSwitch();
+    switchCustomer();
   });
+  usernameInput.addEventListener("change", remember);
   nameInput.addEventListener("change", remember);
   document.getElementById("customer").addEventListener("submit", (event) => event.preventDefault());
 
+  showSwitch();
   remember();
   refresh();
   setInterval(() => {

@@ -1,0 +1,53 @@
+"""OPT_OUT_MODE: confirm a stop request before tagging (`confirm`, the default) or honour it at once.
+
+Some jurisdictions forbid asking twice: in the US a reply of STOP must be honoured at once, with at
+most one message after it (FCC order 24-24). With `immediate`, an unambiguous keyword
+(actions/stop_keywords.yml, matched on the whole message) or a tap on a stop button writes the tag
+without the question, and the bot says so once (utter_opted_out); free-text paraphrases are still
+confirmed first. It is an environment variable, not a slot, because it is the deployment's legal
+setting, not conversation design: changing it needs no retraining, and one model serves both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from bot.whatsapp.rasa_input import normalise_label
+
+CONFIRM = "confirm"
+IMMEDIATE = "immediate"
+KEYWORDS_FILE = Path(__file__).with_name("stop_keywords.yml")
+
+
+def mode_from(environ: Mapping[str, str]) -> str:
+    """Pure: the mode the environment sets; anything but the two modes is refused (at start)."""
+    mode = (environ.get("OPT_OUT_MODE") or CONFIRM).strip().lower()
+    if mode not in (CONFIRM, IMMEDIATE):
+        raise ValueError(f"OPT_OUT_MODE must be {CONFIRM!r} or {IMMEDIATE!r}, not {mode!r}")
+    return mode
+
+
+# Read when the action server loads the actions, so a typo stops it from starting.
+MODE = mode_from(os.environ)
+
+
+@cache
+def stop_keywords() -> frozenset[str]:
+    document = yaml.safe_load(KEYWORDS_FILE.read_text(encoding="utf-8")) or {}
+    return frozenset(normalise_label(str(word)) for words in document.values() for word in words)
+
+
+def is_stop_keyword(text: str) -> bool:
+    """Pure (given the list): is the whole message one of the unambiguous keywords?"""
+    return normalise_label(text) in stop_keywords()
+
+
+def opts_out_at_once(mode: str, typed: str | None) -> bool:
+    """Pure: is this stop request honoured without the question? `typed` is the customer's text,
+    None for a tap on a button (a template's "Stop promotions", the bot's own stop button)."""
+    return mode == IMMEDIATE and (typed is None or is_stop_keyword(typed))

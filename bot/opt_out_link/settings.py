@@ -1,0 +1,68 @@
+"""The opt-out link's settings, from the environment (documented in the README):
+
+- BOT_PUBLIC_URL            the bot's public HTTPS address, e.g. https://bot.example.com: the base of
+                            every link (`<BOT_PUBLIC_URL>/webhooks/whatsapp/opt-out/<token>`). Unset:
+                            broadcasts carry no link (the quick reply still works).
+- OPT_OUT_LINK_SECRET       the HMAC key of the tokens; the same on every replica and every process
+                            that sends broadcasts. Unset: a random one kept in var/ (one machine only).
+                            Changing it invalidates every link already sent.
+- OPT_OUT_LINK_TTL_DAYS     how long a link works after the broadcast was sent; default 30.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bot.opt_out_link.token import LinkClaim, issue
+from bot.processes import opt_out_link_secret
+
+DEFAULT_TTL_DAYS = 30
+LINK_PATH = "/webhooks/whatsapp/opt-out/"
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    secret: bytes
+    ttl_days: int = DEFAULT_TTL_DAYS
+    public_url: str = ""  # no trailing slash
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self.ttl_days * 86_400
+
+    def url(self, token: str) -> str:
+        return f"{self.public_url}{LINK_PATH}{token}"
+
+    def token(self, customer_id: int, broadcast_id: str, sent_at: int) -> str:
+        """The link's `{{1}}` for one recipient of a broadcast, valid for ttl_days from sending."""
+        return issue(self.secret, LinkClaim(customer_id, broadcast_id, sent_at + self.ttl_seconds))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LinkSettings:
+        environ = os.environ if environ is None else environ
+        ttl = environ.get("OPT_OUT_LINK_TTL_DAYS") or str(DEFAULT_TTL_DAYS)
+        if not ttl.isdigit() or not 1 <= int(ttl) <= 366:
+            raise ValueError("OPT_OUT_LINK_TTL_DAYS must be a whole number of days, 1 to 366")
+        return cls(
+            secret=opt_out_link_secret(dict(environ)).encode(),
+            ttl_days=int(ttl),
+            public_url=public_url(environ.get("BOT_PUBLIC_URL", "")),
+        )
+
+
+def public_url(raw: str) -> str:
+    """'https://bot.example.com/' -> 'https://bot.example.com'; refuses what WhatsApp could not open
+    safely (plain http except on loopback, a path, a query)."""
+    raw = raw.strip().rstrip("/")
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and local):
+        raise ValueError("BOT_PUBLIC_URL must be an https:// address")
+    if not parts.netloc or parts.path or parts.query or parts.fragment:
+        raise ValueError("BOT_PUBLIC_URL is the bot's address only, e.g. https://bot.example.com")
+    return raw

@@ -1,0 +1,154 @@
+"""When in doubt, ask: an opt-out the model only half believes still starts the confirmation.
+
+A missed opt-out request is a legal problem (the customer keeps receiving marketing), while a
+suspected one only starts the confirmation ("Do you want to stop receiving marketing messages?")
+and writes nothing. DIET is over-confident on phrasings it has never seen: when it is wrong about
+an opt-out it often gives `opt_out` almost nothing, or the FallbackClassifier turned a low or
+ambiguous `opt_out` into `nlu_fallback`. So the pipeline asks for a second opinion:
+
+- `OptOutSecondOpinion` runs right after a second, differently built intent classifier (Rasa's
+  `LogisticRegressionClassifier` on the same sparse features, placed *before* DIET) and keeps that
+  classifier's `opt_out` probability in the message; DIET then makes the real prediction.
+- `OptOutInDoubt` runs after the FallbackClassifier and makes `opt_out` the predicted intent when
+  DIET's own `opt_out` confidence is at least `threshold` or the second opinion's is at least
+  `second_opinion_threshold`, unless DIET's top intent is one of `never_over` (a plain "yes" or
+  "no", which the confirmation form reads as an answer).
+
+The promoted intent keeps opt_out's own (lower) confidence. An answer to the confirmation question
+is a yes only with confidence >= actions.opt_out.YES_CONFIDENCE (0.8); a runner-up's confidence is
+at most 0.5, so a promoted opt_out is never read as a yes: in the form it is unclear (asked
+again), or a no when the "no" intents hold most of the ranking (`confirmation_answer`).
+
+`bench/nlu_eval.py` measures the intent that comes out of the whole pipeline, so its recall and
+false-positive rate include this decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY
+from rasa.shared.nlu.training_data.message import Message
+
+OPT_OUT = "opt_out"
+# Where OptOutSecondOpinion keeps the second classifier's opt_out probability (not in the output).
+SECOND_OPINION = "opt_out_second_opinion"
+
+
+def promoted(
+    intent: dict[str, Any] | None,
+    ranking: list[dict[str, Any]],
+    threshold: float,
+    never_over: frozenset[str] | set[str],
+    second_opinion: float | None = None,
+    second_opinion_threshold: float = 1.1,
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """Pure: the (intent, ranking) with opt_out on top, or None when nothing changes.
+
+    `intent`/`ranking` are what DIET and the FallbackClassifier produced; `second_opinion` the
+    other classifier's opt_out probability (None: there was none). DIET's own top intent is the
+    first entry of the ranking that is not `nlu_fallback`. The promoted intent keeps DIET's
+    opt_out confidence (0 when DIET's ranking does not list opt_out).
+    """
+    if (intent or {}).get(INTENT_NAME_KEY) == OPT_OUT:
+        return None
+    opt_out = next((e for e in ranking if e.get(INTENT_NAME_KEY) == OPT_OUT), None)
+    confidence = float((opt_out or {}).get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+    second = second_opinion is not None and second_opinion >= second_opinion_threshold
+    if confidence < threshold and not second:
+        return None
+    model_top = next((e for e in ranking if e.get(INTENT_NAME_KEY) != DEFAULT_NLU_FALLBACK_INTENT_NAME), None)
+    if model_top is not None and model_top.get(INTENT_NAME_KEY) in never_over:
+        return None
+    new_intent = {INTENT_NAME_KEY: OPT_OUT, PREDICTED_CONFIDENCE_KEY: confidence}
+    top = opt_out if opt_out is not None else new_intent
+    new_ranking = [top, *(e for e in ranking if e is not opt_out)]
+    return new_intent, new_ranking
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class OptOutSecondOpinion(GraphComponent, IntentClassifier):
+    """Keep the preceding classifier's opt_out probability for OptOutInDoubt (see the module docstring).
+
+    Place it right after the second classifier and before DIET, which overwrites the intent."""
+
+    @classmethod
+    def required_components(cls) -> list[type]:
+        return [IntentClassifier]
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> OptOutSecondOpinion:
+        return cls()
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            ranking = message.data.get(INTENT_RANKING_KEY) or []
+            message.data[SECOND_OPINION] = float(
+                next(
+                    (
+                        e.get(PREDICTED_CONFIDENCE_KEY) or 0.0
+                        for e in ranking
+                        if e.get(INTENT_NAME_KEY) == OPT_OUT
+                    ),
+                    0.0,
+                )
+            )
+        return messages
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class OptOutInDoubt(GraphComponent, IntentClassifier):
+    """Predict opt_out when DIET or the second opinion gives it enough (see the module docstring)."""
+
+    @classmethod
+    def required_components(cls) -> list[type]:
+        return [IntentClassifier]
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"threshold": 0.2, "second_opinion_threshold": 0.4, "never_over": ["affirm", "deny"]}
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.threshold = float(config["threshold"])
+        self.second_opinion_threshold = float(config.get("second_opinion_threshold", 1.1))
+        self.never_over = frozenset(config.get("never_over") or ())
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> OptOutInDoubt:
+        return cls(config)
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            change = promoted(
+                message.data.get(INTENT),
+                message.data.get(INTENT_RANKING_KEY) or [],
+                self.threshold,
+                self.never_over,
+                message.data.pop(SECOND_OPINION, None),
+                self.second_opinion_threshold,
+            )
+            if change is not None:
+                message.data[INTENT], message.data[INTENT_RANKING_KEY] = change
+        return messages
