@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bench.publish_load import Timed, during, summary
 from bench.stats import Attempt
 from bot.dashboard.app import DashboardConfig, build_app
-from bot.publish import model_files
+from bot.publish import model_files, steps
 from bot.publish.flow import SwapFailed, swap
 from bot.publish.gate import Evaluation, evaluation_from_report, publish_allowed
 from bot.publish.records import (
@@ -309,3 +311,9 @@ async def test_the_dashboard_shows_the_published_model_its_numbers_and_the_histo
     history = page.split("<h2>History</h2>")[1]
     assert history.index("f00dfeedf00d") < history.index("running before the first publish")
     assert "<td>forced</td>" in history
+
+
+def test_the_checks_run_below_the_serving_bot_priority(tmp_path):
+    log = tmp_path / "nice.log"
+    steps._run("niceness", [sys.executable, "-c", "import os; print(os.nice(0))"], tmp_path, log)
+    assert int(log.read_text().split()[-1]) == os.nice(0) + steps.NICENESS
