@@ -14,7 +14,8 @@ export ACTIONS_PORT ?= 5055
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL   := 2
 
-.PHONY: help run test lint unit validate story-test train migrate install eval eval-cv eval-dev bench lock clean publish
+.PHONY: help run test lint unit validate story-test train migrate install eval eval-cv eval-dev bench bench-turn \
+	bench-status bench-send lock clean publish
 
 help:
 	@echo "make run    start the bot: action server + Rasa server with the WhatsApp channel"
@@ -27,6 +28,9 @@ help:
 	@echo "            then language detection per language (results/language_eval.json)"
 	@echo "make eval-dev  the same on the DEV sets (tuned against); make eval-cv  cross-validation only"
 	@echo "make bench  benchmarks (webhook vs REST channel, NLU eval, ...)"
+	@echo "make bench-turn    where a Rasa turn's CPU goes (py-spy profile of the opt-out flow)"
+	@echo "make bench-status  status webhooks/s and latency at 3x a broadcast's send rate"
+	@echo "make bench-send    broadcast workers: messages/s (unlimited, 1 and 2 workers; --rate 80)"
 	@echo "make lock   re-resolve requirements.in into requirements.lock"
 
 # --- setup: each step runs only when its inputs changed ------------------------------------
@@ -73,8 +77,8 @@ story-test: train
 	$(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/stories
 
 # --- measurement -------------------------------------------------------------------------
-# Held-out sets (frozen, never tuned against): bench/data/opt_out_holdout_v2.yml and
-# bench/data/confirmation_answers_holdout_v2.yml (the defaults), plus 5-fold cross-validation;
+# Held-out sets (frozen, never tuned against): bench/data/opt_out_holdout_v4.yml and
+# bench/data/confirmation_answers_holdout_v4.yml (the defaults), plus 5-fold cross-validation;
 # then language detection on bench/data/language_holdout.yml (no training: a second or two).
 eval: install
 	$(PY) -m bench.nlu_eval --cross-validation --json results/nlu_eval.json
@@ -85,14 +89,27 @@ eval-cv: install
 
 # DEV sets: tuned against, so optimistic (the old opt_out_holdout.yml was tuned against too).
 eval-dev: install
-	$(PY) -m bench.nlu_eval --holdout bench/data/opt_out_dev.yml bench/data/opt_out_dev_v2.yml bench/data/opt_out_holdout.yml \
-		--confirmation bench/data/confirmation_answers_dev.yml bench/data/confirmation_answers_holdout.yml --json results/nlu_eval_dev.json
+	$(PY) -m bench.nlu_eval --holdout bench/data/opt_out_dev.yml bench/data/opt_out_dev_v2.yml bench/data/opt_out_holdout.yml bench/data/opt_out_holdout_v3.yml \
+		--confirmation bench/data/confirmation_answers_dev.yml bench/data/confirmation_answers_holdout.yml bench/data/confirmation_answers_holdout_v3.yml --json results/nlu_eval_dev.json
 	$(PY) -m bench.language_eval --dev
 
 bench: eval train
 	$(PY) -m bench.webhook_vs_rest --model $(MODEL)
 	$(PY) -m bench.broadcast
+	$(PY) -m bench.broadcast_send --json results/broadcast_send.json
 	$(PY) -m bench.load --model $(MODEL)
+	$(PY) -m bench.status_webhooks --model $(MODEL)
+	$(PY) -m bench.turn_profile --model $(MODEL)
+
+bench-turn: install train
+	$(PY) -m bench.turn_profile --model $(MODEL) --json results/turn_profile.json
+
+# SEND_RATE: the broadcast send rate to check against (status webhooks are offered at 3x).
+bench-send: migrate
+	$(PY) -m bench.broadcast_send --json results/broadcast_send.json
+
+bench-status: install train
+	$(PY) -m bench.status_webhooks --model $(MODEL) --send-rate $(or $(SEND_RATE),80) --json results/status_webhooks.json
 
 lock:
 	rm -rf /tmp/lock-venv && $$(scripts/find-python3.10) -m venv /tmp/lock-venv

@@ -1,12 +1,14 @@
 """`action_send_broadcast`: one broadcast message, sent in the customer's own conversation.
 
-`python -m bot broadcast` triggers the intent EXTERNAL_send_broadcast with the entity broadcast_id
-for each customer of the audience (Rasa's trigger_intent API); a rule runs this action. It sends
+Bulk broadcasts go out through the workers (`python -m bot broadcast`, bot/broadcast/worker.py),
+without a Rasa turn per customer. This action is the single send: Rasa's trigger_intent with the
+intent EXTERNAL_send_broadcast and the entity broadcast_id, for one customer whose delivery is
+still pending; a rule runs it. It takes the same steps as the workers (bot/broadcast/sending.py),
 at most once per customer and broadcast, and only if the customer has not opted out by then:
 1. claim the delivery (pending -> sending); no pending delivery for this conversation, no send;
-2. ask `bot.consent.may_send_marketing` now: an opt-out, or an unconfirmed request to stop, since
-   the selection skips the customer (state skipped_opted_out either way);
-3. send the template with the "Stop promotions" payload, and record the outcome.
+2. ask `bot.consent` now: an opt-out, or an unconfirmed request to stop, since the selection skips
+   the customer (state skipped_opted_out either way);
+3. send the template with the "Stop promotions" payload (and the opt-out link), record the outcome.
 A customer who is just confirming an opt-out ("stop" -> "are you sure?") is not claimed: the
 delivery stays pending for a later run (which sends or skips it once they answered).
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
@@ -29,26 +30,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import run_store
 from actions.marketing import confirming_opt_out
-from bot import consent
-from bot.broadcast import deliveries
-from bot.broadcast.audience import PENDING
-from bot.broadcast.deliveries import FAILED, SENT, SKIPPED_OPTED_OUT
-from bot.broadcast.runner import BROADCAST_ENTITY
-from bot.broadcast.template import load_buttons, template_message
+from bot.broadcast import BROADCAST_ID, deliveries, sending
+from bot.broadcast.deliveries import SENT
+from bot.broadcast.sending import Campaign, Ready
 from bot.masking import mask_identifier
 from bot.opt_out_link.settings import LinkSettings
-from bot.store.identities import Address, address_of, resolve
-from bot.store.tags import record_opt_out
+from bot.store.identities import resolve
 from bot.store.timestamps import now
-from bot.whatsapp.cloud_api import (
-    MARKETING_OPTED_OUT,
-    RETRYABLE_CODES,
-    CloudApiClient,
-    SendRejected,
-    SendUnavailable,
-)
+from bot.whatsapp.cloud_api import CloudApiClient
 from bot.whatsapp.config import WhatsAppConfig
-from bot.whatsapp.outbound import addressed
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +75,7 @@ class ActionSendBroadcast(Action):
         return [*await self._run(tracker), FollowupAction("action_listen")]
 
     async def _run(self, tracker: Tracker) -> list[EventType]:
-        broadcast_id = next(tracker.get_latest_entity_values(BROADCAST_ENTITY), None)
+        broadcast_id = next(tracker.get_latest_entity_values(BROADCAST_ID), None)
         if not broadcast_id:
             logger.info("action_send_broadcast without a broadcast id: nothing to do")
             return []
@@ -107,72 +97,33 @@ class ActionSendBroadcast(Action):
             )
             return []
 
-    async def _send(self, client: CloudApiClient, broadcast_id: str, wa_id: str) -> list[EventType]:
-        allowed = await run_store(_claim_if_allowed, broadcast_id, wa_id)
-        if allowed is None:
+    async def _send(self, client: CloudApiClient, broadcast_id: str, who: str) -> list[EventType]:
+        # The same steps as the broadcast workers (bot/broadcast/sending.py), for one customer.
+        ready = await run_store(_claim_and_prepare, broadcast_id, who, link_settings())
+        if ready is None:
             return []
-        claimed, address, customer_id = allowed
-        buttons = load_buttons(claimed.template)
-        # The opt-out link's token names the customer and this broadcast (bot/opt_out_link).
-        link_token = None
-        if buttons.opt_out_link is not None:
-            link_token = link_settings().token(customer_id, broadcast_id, int(time.time()))
-        template = template_message(
-            "", claimed.template, claimed.language, claimed.params, broadcast_id, buttons, link_token
-        )
-        body = addressed(template, address)
-        try:
-            sent = await client.send(body)
-        except SendRejected as error:
-            await run_store(_refused, broadcast_id, wa_id, error.code, error.title)
+        item, campaign = ready
+        finished = await sending.send(client, item)
+        await run_store(sending.record, broadcast_id, [(item, finished)], now())
+        if finished.state != SENT:
             return []
-        except SendUnavailable as error:
-            # Throttled to the end: WhatsApp did not take it, so it may be tried again later.
-            # Anything else (server errors, no answer): it may have gone out; never send it twice.
-            state = PENDING if error.code in RETRYABLE_CODES or error.http_status == 429 else FAILED
-            await run_store(
-                deliveries.finish, broadcast_id, wa_id, state, now(), None, error.code, error.title
-            )
-            return []
-        await run_store(deliveries.finish, broadcast_id, wa_id, SENT, now(), sent.message_id)
-        return [SlotSet("last_broadcast", claimed.template)]
+        return [SlotSet("last_broadcast", campaign.broadcast.template)]
 
 
-def _claim_if_allowed(
-    conn: Connection, broadcast_id: str, wa_id: str
-) -> tuple[deliveries.Claimed, Address, int] | None:
+def _claim_and_prepare(
+    conn: Connection, broadcast_id: str, who: str, link: LinkSettings
+) -> tuple[Ready, Campaign] | None:
     """Claim the delivery and ask for consent at this moment, in one transaction; None: do not send.
 
-    `wa_id` is the conversation: the customer key (any identifier of theirs does too)."""
-    claimed = deliveries.claim(conn, broadcast_id, wa_id, now())
-    if claimed is None:
-        logger.info("broadcast %s: nothing pending for %s", broadcast_id, mask_identifier(wa_id))
+    `who` is the conversation: the customer key (any identifier of theirs does too)."""
+    if deliveries.claim(conn, broadcast_id, who, now()) is None:
+        logger.info("broadcast %s: nothing pending for %s", broadcast_id, mask_identifier(who))
         return None
-    if not consent.may_send_marketing(conn, wa_id):
-        deliveries.finish(conn, broadcast_id, wa_id, SKIPPED_OPTED_OUT, now())
-        logger.info("broadcast %s: %s opted out since the selection", broadcast_id, mask_identifier(wa_id))
+    broadcast = deliveries.get(conn, broadcast_id)
+    customer = resolve(conn, who)
+    if broadcast is None or customer is None:
         return None
-    customer = resolve(conn, wa_id)
-    address = None if customer is None else address_of(conn, customer.id)
-    if address is None:
-        deliveries.finish(conn, broadcast_id, wa_id, FAILED, now(), None, None, "no WhatsApp address")
-        logger.warning("broadcast %s: %s has no WhatsApp address", broadcast_id, mask_identifier(wa_id))
-        return None
-    return claimed, address, customer.id
-
-
-def _refused(conn: Connection, broadcast_id: str, wa_id: str, code: int | None, title: str) -> bool:
-    """WhatsApp will not deliver it, and retrying would not help: failed, with the reason.
-
-    131050 means the customer stopped marketing messages in WhatsApp itself: that is an opt-out.
-    """
-    if code == MARKETING_OPTED_OUT:
-        record_opt_out(
-            conn,
-            wa_id,
-            source="meta_131050",
-            message_id=None,
-            at=now(),
-            detail=f"WhatsApp refused broadcast {broadcast_id}: the customer stopped marketing messages",
-        )
-    return deliveries.finish(conn, broadcast_id, wa_id, FAILED, now(), None, code, title)
+    campaign = Campaign.of(broadcast, link)
+    claimed = deliveries.sending_of(conn, broadcast_id, who)
+    ready = sending.prepare(conn, campaign, claimed, now())
+    return (ready[0], campaign) if ready else None

@@ -18,13 +18,18 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import identifier_of, message_id_of, optout_source, run_store
+from actions.evidence import opt_out_evidence
 from actions.opt_out_mode import MODE, opts_out_at_once
+from bot.consent import KEPT_MARKETING
 from bot.masking import mask_identifier
+from bot.store.evidence import ConsentEvidence
+from bot.store.identifiers import Identifier
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
-from bot.store.tags import record_opt_out
+from bot.store.tags import record_consent_event, record_opt_out
 from bot.store.timestamps import now
 from bot.turns import retry_turn
 
@@ -185,7 +190,16 @@ def plainly_yes(text: str, words: frozenset[str] | None = None) -> bool:
         return False
     tokens = answer_tokens(text)
     allowed = yes_words() if words is None else words
-    return bool(tokens) and all(token in allowed for token in tokens)
+    return bool(tokens) and all(token in allowed or _unstretched(token) in allowed for token in tokens)
+
+
+def _unstretched(token: str) -> str:
+    """A word with each run of a repeated letter cut to one ("siii" -> "si", "yesss" -> "yes",
+    "stoppp" -> "stop"): customers stretch a yes. A stretched "no" ("nooo" -> "no") stays off the
+    list, since no negation is on it; nor does a run of one letter ("kkkk", Portuguese laughter,
+    is not "k" for ok)."""
+    short = re.sub(r"(\w)\1+", r"\1", token)
+    return short if len(short) >= 2 else token
 
 
 def answer_tokens(text: str) -> list[str]:
@@ -254,6 +268,9 @@ class ActionOptOut(Action):
                 at=now(),
                 name=metadata.get("name"),
                 under=identifier_of(tracker.latest_message),
+                evidence=opt_out_evidence(
+                    tracker.events, tracker.latest_message, tracker.get_slot("language")
+                ),
             )
         except SQLAlchemyError:
             logger.exception("could not save the opt-out of %s", mask_identifier(wa_id))
@@ -268,13 +285,36 @@ class ActionOptOut(Action):
         return [SlotSet("already_opted_out", True), SlotSet("opt_out_outcome", "opted_out")]
 
     async def _keep(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-        """The customer answered "no": resolve their request, so that marketing may resume."""
+        """The customer answered "no": resolve their request, so that marketing may resume, and
+        keep what they said, were asked and answered (a `kept_marketing` consent event)."""
         wa_id = tracker.sender_id
         try:
-            await run_store(keep_marketing, wa_id, message_id_of(tracker.latest_message), now())
+            await run_store(
+                _keep_marketing,
+                wa_id,
+                source=optout_source(tracker.events),
+                message_id=message_id_of(tracker.latest_message),
+                under=identifier_of(tracker.latest_message),
+                evidence=opt_out_evidence(
+                    tracker.events, tracker.latest_message, tracker.get_slot("language")
+                ),
+            )
         except SQLAlchemyError:
             # Marketing stays suppressed (the safe side); WhatsApp redelivers the "no".
             logger.exception("could not save that %s keeps marketing", mask_identifier(wa_id))
             dispatcher.utter_message(json_message=retry_turn("could not save the answer"))
             return [SlotSet("opt_out_outcome", "failed")]
         return [SlotSet("opt_out_outcome", "kept")]
+
+
+def _keep_marketing(
+    conn: Connection,
+    wa_id: str,
+    source: str,
+    message_id: str | None,
+    under: Identifier | None,
+    evidence: ConsentEvidence,
+) -> None:
+    at = now()
+    keep_marketing(conn, wa_id, message_id, at)
+    record_consent_event(conn, wa_id, KEPT_MARKETING, source, message_id, None, at, under, evidence)

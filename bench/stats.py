@@ -6,9 +6,11 @@ Pure functions with no I/O, so `tests/test_bench_stats.py` checks them without s
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 RATIO_TARGET = 0.9  # WhatsApp throughput / REST throughput must be at least this
 MEDIAN_TARGET_S = 0.250  # WhatsApp webhook answer time at the median must stay below this
@@ -120,3 +122,10 @@ def targets(throughput_ratio: float, whatsapp_median_s: float) -> dict[str, bool
         f"throughput whatsapp/rest >= {RATIO_TARGET:.2f}": throughput_ratio >= RATIO_TARGET,
         f"whatsapp median < {MEDIAN_TARGET_S * 1000:.0f} ms": whatsapp_median_s < MEDIAN_TARGET_S,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far (Linux /proc)."""
+    # utime and stime are fields 14 and 15; the command name before them may contain spaces.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -1,6 +1,7 @@
 """May we send marketing to this customer? The one place that answers it, in Python and in SQL.
 
-The rule: marketing is allowed unless the customer has an OPT_OUT tag or an open opt-out request.
+The rule: marketing is allowed unless the customer has an OPT_OUT tag, an open opt-out request, or
+an identifier on the suppression list (or was erased).
 
 "The customer" is a person, not an identifier: a customer's *family* (itself and every customer
 merged into it, bot/store/identities.py) counts as one. An opt-out recorded under a BSUID applies
@@ -19,9 +20,18 @@ An opt-out is permanent: a later "resume" or "signup" (from Meta's marketing pre
 is kept in the consent history but does not remove the tag, and nothing in this code base removes
 it (the database refuses to as well, see migration 0002).
 
-A number we have never seen has no OPT_OUT tag, so it is allowed. That answers the opt-out
-question only: whether a number opted *in* to marketing (WhatsApp's policy) is up to whoever
-builds the audience, and a broadcast audience comes from the customers table anyway.
+The suppression list (table suppressions) holds the keyed hashes of the identifiers of customers
+who asked to be forgotten (`python -m bot customers forget`, bot/store/erasure.py): their personal
+data is gone, so no tag can name them any more. A customer holding one of those identifiers
+again (an import of an old list, the person writing again, a recycled number) gets no marketing;
+an identifier on the list is never imported (bot/store/customer_import.py), and one nobody holds
+is refused too. Every identity row carries its keyed hash (bot/store/keyed_hash.py), so the SQL
+form of the rule is a join, like the others.
+
+A number we have never seen has no OPT_OUT tag, so it is allowed unless it is on the suppression
+list. That answers the opt-out question only: whether a number opted *in* to marketing (WhatsApp's
+policy) is up to whoever builds the audience, and a broadcast audience comes from the customers
+table anyway. What an erasure left of a customer (an anonymous row) is never marketed to either.
 """
 
 from __future__ import annotations
@@ -32,8 +42,10 @@ from sqlalchemy import Table, and_, exists, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnElement, FromClause
 
-from bot.schema import customers, opt_out_requests, tags
+from bot.schema import customer_identities, customers, opt_out_requests, suppressions, tags
+from bot.store.identifiers import Identifier, parse_human
 from bot.store.identities import resolve
+from bot.store.keyed_hash import hash_of
 
 OPT_OUT = "OPT_OUT"
 
@@ -53,6 +65,8 @@ SOURCES = frozenset(
 # Consent history kinds written by the store itself; callers add others (resume, signup, ...).
 OPT_OUT_EVENT = "opt_out"
 OPT_OUT_REPEATED = "opt_out_repeated"
+# The customer answered "no" to the confirmation (actions/opt_out.py): history only, with evidence.
+KEPT_MARKETING = "kept_marketing"
 
 
 def check_source(source: str) -> None:
@@ -61,10 +75,11 @@ def check_source(source: str) -> None:
         raise ValueError(f"unknown source {source!r}; one of {', '.join(sorted(SOURCES))}")
 
 
-def marketing_allowed(tag_names: Iterable[str], *, opt_out_requested: bool) -> bool:
+def marketing_allowed(tag_names: Iterable[str], *, opt_out_requested: bool, suppressed: bool = False) -> bool:
     """Pure: `tag_names` are the tags of the customer's whole family, `opt_out_requested` whether
-    any member has an open (unconfirmed) request to stop."""
-    return not opt_out_requested and OPT_OUT not in set(tag_names)
+    any member has an open (unconfirmed) request to stop, `suppressed` whether any identifier of
+    theirs is on the suppression list."""
+    return not suppressed and not opt_out_requested and OPT_OUT not in set(tag_names)
 
 
 def marketing_allowed_clause(customers_table: FromClause) -> ColumnElement:
@@ -73,7 +88,8 @@ def marketing_allowed_clause(customers_table: FromClause) -> ColumnElement:
 
     For the broadcast audience: `select(c.key).where(marketing_allowed_clause(c))`.
     """
-    return and_(~opted_out(customers_table.c.id), ~opt_out_request_open(customers_table.c.id))
+    customer_id = customers_table.c.id
+    return and_(~opted_out(customer_id), ~opt_out_request_open(customer_id), ~suppressed(customer_id))
 
 
 def _family_has(table: Table, condition: ColumnElement, customer_id: ColumnElement | int) -> ColumnElement:
@@ -99,18 +115,59 @@ def opt_out_request_open(customer_id: ColumnElement | int) -> ColumnElement:
     return _family_has(opt_out_requests, opt_out_requests.c.resolved_at.is_(None), customer_id)
 
 
+def suppressed(customer_id: ColumnElement | int) -> ColumnElement:
+    """SQL: an identifier of the customer's family (active or former) is on the suppression list,
+    or the customer is what an erasure left (its pending deliveries, its old opt-out link)."""
+    on_list = customer_identities.c.keyed_hash.in_(select(suppressions.c.keyed_hash))
+    member = customers.alias("erased_member")
+    erased = exists(
+        select(member.c.id).where(
+            member.c.erased_at.is_not(None),
+            or_(member.c.id == customer_id, member.c.merged_into == customer_id),
+        )
+    )
+    return or_(erased, _family_has(customer_identities, on_list, customer_id))
+
+
+def identifier_suppressed(conn: Connection, identifier: Identifier) -> bool:
+    """Is this identifier on the suppression list (a forgotten customer's), whoever holds it now?"""
+    found = select(suppressions.c.keyed_hash).where(suppressions.c.keyed_hash == hash_of(identifier))
+    return conn.execute(found).first() is not None
+
+
 def customer_may_receive_marketing(conn: Connection, customer_id: int) -> bool:
     """The rule for a live customer's id."""
     row = conn.execute(
-        select(opted_out(customer_id).label("out"), opt_out_request_open(customer_id).label("requested"))
+        select(
+            opted_out(customer_id).label("out"),
+            opt_out_request_open(customer_id).label("requested"),
+            suppressed(customer_id).label("suppressed"),
+        )
     ).one()
-    return marketing_allowed((OPT_OUT,) if row.out else (), opt_out_requested=bool(row.requested))
+    return marketing_allowed(
+        (OPT_OUT,) if row.out else (),
+        opt_out_requested=bool(row.requested),
+        suppressed=bool(row.suppressed),
+    )
+
+
+def customers_allowed_marketing(conn: Connection, live_customer_ids: Iterable[int]) -> set[int]:
+    """The rule for many live customers at once (a broadcast batch): those marketing may reach."""
+    rows = conn.execute(
+        select(customers.c.id).where(
+            customers.c.id.in_(list(live_customer_ids)), marketing_allowed_clause(customers)
+        )
+    )
+    return {row.id for row in rows}
 
 
 def may_send_marketing(conn: Connection, who: str) -> bool:
     """`who`: a customer key, phone number, BSUID or parent BSUID. ValueError for anything else
-    rather than guess; an identifier nobody has is allowed (see the module docstring)."""
+    rather than guess; an identifier nobody has is allowed unless it is on the suppression list
+    (see the module docstring)."""
     customer = resolve(conn, who)
     if customer is None:
-        return marketing_allowed((), opt_out_requested=False)
+        return marketing_allowed(
+            (), opt_out_requested=False, suppressed=identifier_suppressed(conn, parse_human(who))
+        )
     return customer_may_receive_marketing(conn, customer.id)

@@ -80,6 +80,23 @@ async def run_sync(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T
     return await asyncio.to_thread(func, *args, **kwargs)
 
 
+def scrub_deleted(conn: Connection) -> None:
+    """On SQLite, make this connection overwrite what it deletes or replaces with zeros (by default
+    SQLite leaves deleted rows readable in free pages): for an erasure. PostgreSQL keeps old row
+    versions until VACUUM whatever we do here (docs/consent-records.md)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+
+
+def checkpoint(url: str) -> None:
+    """On SQLite, copy the write-ahead log into the database and truncate it, so that the old
+    versions of erased rows do not linger in the -wal file; a no-op elsewhere."""
+    engine = engine_for(url)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def insert_or_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; True when a row was added.
 

@@ -7,9 +7,14 @@ body it accepted. Control routes let a test script failures (`to` matches either
 means "this message type needs a phone number" and, as at Meta, hits `recipient` sends only):
 
 - GET    /_fake/sent                      every accepted message, in order
+- GET    /_fake/count                     how many: {"sent": n} (cheap to poll during a benchmark)
 - DELETE /_fake/sent                      forget them (and any scripted failures)
 - POST   /_fake/fail  {"code": 130429, "status": 429, "times": 2, "to": "<wa_id>" (optional)}
          the next `times` sends (to that recipient) fail with that Graph API error
+- POST   /_fake/hold  {"hold": true}   accept and record sends but answer none until released
+         ({"hold": false}): a sender killed meanwhile has requests out and no answers
+
+Each record carries `received_at` (Unix seconds), for rate measurements.
 
 Run on its own: `python -m bot.fake_graph_api --port 8090` (it expects WHATSAPP_ACCESS_TOKEN).
 """
@@ -21,6 +26,7 @@ import asyncio
 import itertools
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +58,7 @@ class FakeGraphState:
     sent: list[dict[str, Any]] = field(default_factory=list)
     failures: list[ScriptedFailure] = field(default_factory=list)
     attempts: int = 0
+    released: asyncio.Event | None = None  # set: answering; cleared: holding answers back
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def next_failure(self, to: str, by_phone: bool) -> ScriptedFailure | None:
@@ -82,8 +89,15 @@ def build_app(state: FakeGraphState) -> web.Application:
             return _error(failure.status, failure.code, ERROR_TITLES.get(failure.code, "Error"))
         wamid = f"wamid.FAKE{next(state._ids):012d}"
         state.sent.append(
-            {"id": wamid, "phone_number_id": request.match_info["phone_number_id"], "body": body}
+            {
+                "id": wamid,
+                "phone_number_id": request.match_info["phone_number_id"],
+                "body": body,
+                "received_at": time.time(),
+            }
         )
+        if state.released is not None:
+            await state.released.wait()
         # A send response never names both identifiers (notes/whatsapp-bsuid.md, section 6).
         contact = {"input": to, "wa_id": to} if by_phone else {"input": to, "user_id": to}
         return web.json_response(
@@ -92,6 +106,9 @@ def build_app(state: FakeGraphState) -> web.Application:
 
     async def sent(_: web.Request) -> web.Response:
         return web.json_response(state.sent)
+
+    async def count(_: web.Request) -> web.Response:
+        return web.json_response({"sent": len(state.sent)})
 
     async def reset(_: web.Request) -> web.Response:
         state.sent.clear()
@@ -111,11 +128,23 @@ def build_app(state: FakeGraphState) -> web.Application:
         )
         return web.json_response({"ok": True})
 
+    async def hold(request: web.Request) -> web.Response:
+        if state.released is None:
+            state.released = asyncio.Event()
+            state.released.set()
+        if (await request.json()).get("hold"):
+            state.released.clear()
+        else:
+            state.released.set()
+        return web.json_response({"ok": True})
+
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app.router.add_post("/{version}/{phone_number_id}/messages", messages)
     app.router.add_get("/_fake/sent", sent)
+    app.router.add_get("/_fake/count", count)
     app.router.add_delete("/_fake/sent", reset)
     app.router.add_post("/_fake/fail", fail)
+    app.router.add_post("/_fake/hold", hold)
     return app
 
 

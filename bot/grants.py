@@ -6,7 +6,8 @@ from changing or removing an opt-out. But a table's owner may `ALTER TABLE ... D
 superuser, which bypasses everything). `python -m bot db grant --role ROLE`, run as the owner
 after `db upgrade`, gives that role exactly what the bot needs: no DELETE or UPDATE on tags and
 the consent history, no DELETE on opt-out requests or identities, no TRUNCATE, DDL or REFERENCES
-anywhere.
+anywhere, and only SELECT on erasures and the suppression list: `customers forget` is run as the
+owner (migration 0006 explains the erasure path through the guards).
 
 Rasa's tracker store (table `events`) creates its table when Rasa starts, which a role without
 CREATE cannot do. So `grant` creates it here, as the owner, from Rasa's own model, when the
@@ -37,8 +38,13 @@ BOT_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "tags": ("SELECT", "INSERT"),
     "consent_events": ("SELECT", "INSERT"),
     "opt_out_requests": ("SELECT", "INSERT", "UPDATE"),  # UPDATE resolves (the trigger allows no more)
+    # Read by the consent rule; only `customers forget`, run as the owner, writes them (an erasure
+    # is an operator's act, and the guards let a customer be marked erased only with its record).
+    "erasures": ("SELECT",),
+    "suppressions": ("SELECT",),
     "broadcasts": ("SELECT", "INSERT", "UPDATE"),
     "broadcast_deliveries": ("SELECT", "INSERT", "UPDATE"),
+    "send_rate_buckets": ("SELECT", "INSERT", "UPDATE"),  # the shared send rate (bot/broadcast/pacing.py)
     TRACKER_EVENTS: ("SELECT", "INSERT"),
 }
 

@@ -25,6 +25,8 @@ LOOPBACK = "127.0.0.1"
 # The shared secret that Rasa sends the action server with every call (`bot.action_auth`).
 ACTION_SERVER_TOKEN = "ACTION_SERVER_TOKEN"
 OPT_OUT_LINK_SECRET = "OPT_OUT_LINK_SECRET"
+# The key of the suppression list's hashes (bot/store/keyed_hash.py).
+SUPPRESSION_SECRET = "SUPPRESSION_SECRET"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,14 @@ def opt_out_link_secret(
     return _private_token(environ, OPT_OUT_LINK_SECRET, token_file)
 
 
+def suppression_secret(
+    environ: dict[str, str] | os._Environ = os.environ,
+    token_file: Path = VAR_DIR / "suppression_secret",
+) -> str:
+    """SUPPRESSION_SECRET, or a random one kept in var/: the key of the suppression list's hashes."""
+    return _private_token(environ, SUPPRESSION_SECRET, token_file)
+
+
 def secrets_environment(environ: dict[str, str] | os._Environ = os.environ) -> dict[str, str]:
     """The tokens the servers read from their environment, never from their command line: `ps`
     and /proc/<pid>/cmdline show a command line to every user of the machine."""
@@ -99,6 +109,7 @@ def secrets_environment(environ: dict[str, str] | os._Environ = os.environ) -> d
         "RASA_AUTH_TOKEN": auth_token(environ),
         ACTION_SERVER_TOKEN: action_server_token(environ),
         OPT_OUT_LINK_SECRET: opt_out_link_secret(environ),
+        SUPPRESSION_SECRET: suppression_secret(environ),
     }
 
 

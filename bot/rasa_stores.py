@@ -39,10 +39,14 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
-from bot import VAR_DIR
+from bot import VAR_DIR, rasa_patches
 from bot.private_files import private_dir, private_sqlite_file
 
 logger = logging.getLogger(__name__)
+
+# Every Rasa process that serves conversations imports this module (endpoints.yml names its
+# stores) before its first turn: the place to take the repeated work out of Rasa's turns.
+rasa_patches.apply()
 
 T = TypeVar("T")
 

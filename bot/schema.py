@@ -52,6 +52,8 @@ message_statuses = Table(
 # guards it). Phone numbers, BSUIDs and parent BSUIDs live in customer_identities; the username and
 # the profile name are display data, never keys. A customer merged into another keeps its row as a
 # tombstone (`merged_into`, one hop to a live customer) so that its key and identities resolve.
+# `language`: the language the bot answers the customer in, once detected (actions/language.py).
+# `erased_at`: `python -m bot customers forget` anonymised the row (migration 0006, bot/store/erasure.py).
 # The seen times track inbound messages only, so they stay NULL for a customer known only from an
 # import: nothing may mistake an import for a conversation (e.g. for the 24-hour service window).
 customers = Table(
@@ -65,6 +67,8 @@ customers = Table(
     Column("last_seen_at", DateTime(timezone=True)),
     Column("merged_into", Integer, ForeignKey("customers.id")),
     CheckConstraint("merged_into IS NULL OR merged_into <> id", name="ck_customers_not_merged_into_self"),
+    Column("language", String(8)),
+    Column("erased_at", DateTime(timezone=True)),
 )
 
 # Every identifier WhatsApp gave us for a customer (bot/store/identities.py). A row never moves to
@@ -83,6 +87,8 @@ customer_identities = Table(
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
     Column("superseded_at", DateTime(timezone=True)),
+    # HMAC of kind:value (bot/store/keyed_hash.py): what bot.consent matches the suppression list on.
+    Column("keyed_hash", String(64)),
     CheckConstraint("kind IN ('phone', 'bsuid', 'parent_bsuid')", name="ck_customer_identities_kind"),
     CheckConstraint("status IN ('active', 'superseded')", name="ck_customer_identities_status"),
     Index(
@@ -95,6 +101,7 @@ customer_identities = Table(
     ),
     Index("ix_customer_identities_value", "value"),
     Index("ix_customer_identities_customer", "customer_id"),
+    Index("ix_customer_identities_keyed_hash", "keyed_hash"),
 )
 
 # Append-only: customer `from_customer_id` turned out to be `into_customer_id` (Meta's evidence).
@@ -148,6 +155,20 @@ consent_events = Table(
     # The identifier the event was captured under (NULL: before migration 0005, or a customer key).
     Column("identifier_kind", String(16)),
     Column("identifier_value", String(160)),
+    # Evidence (migration 0006, bot/store/evidence.py): what the customer said or used, when and
+    # with which message they asked, in which language, the question they were shown (response,
+    # version: a short hash of its rendered text and buttons) and their answer. `message_id` and
+    # `occurred_at` above are the answer's: the confirmation.
+    Column("language", String(8)),
+    Column("words", Text),
+    Column("requested_at", DateTime(timezone=True)),
+    Column("request_message_id", String(255)),
+    Column("question_response", String(128)),
+    Column("question_version", String(16)),
+    Column("question_text", Text),
+    Column("question_buttons", Text),  # JSON list of the button titles shown
+    Column("question_message_id", String(255)),
+    Column("answer", Text),
     UniqueConstraint("customer_id", "message_id", name="uq_consent_events_customer_message"),
     Index(
         "uq_consent_events_customer_kind_source_time",
@@ -191,6 +212,34 @@ opt_out_requests = Table(
     ),
 )
 
+# --- erasure (`python -m bot customers forget`, bot/store/erasure.py) -----------------------------
+
+# One row per erasure: when, who ran it, how much went; no personal data. `customer_id` is the
+# anonymised row the opt-out stays on. Append-only (migration 0006).
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, unique=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("customers", Integer, nullable=False),  # rows of the family anonymised
+    Column("identifiers", Integer, nullable=False),
+    Column("conversation_events", Integer, nullable=False),  # Rasa tracker store rows deleted
+    Column("message_records", Integer, nullable=False),  # inbox and status rows deleted
+)
+
+# The suppression list: the keyed hash of every identifier of a forgotten customer. bot.consent
+# allows no marketing to a customer holding one of them. Append-only (migration 0006).
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("keyed_hash", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("suppressed_at", DateTime(timezone=True), nullable=False),
+    Column("erasure_id", Integer, ForeignKey("erasures.id"), nullable=False),
+)
+
 # --- broadcasts (`python -m bot broadcast`, bot/broadcast/) --------------------------------------
 
 # One row per broadcast: what is sent, to whom (described), how fast. `params` is a JSON list of
@@ -210,8 +259,11 @@ broadcasts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# One row per customer a broadcast may reach. state: pending -> sending (claimed by the action,
-# at most once) -> sent | skipped_opted_out | failed. A row left in `sending` is never sent again.
+# One row per customer a broadcast may reach. state: pending -> claimed (a worker's lease:
+# `claimed_by`, `claimed_at`; nothing sent yet, taken over once the lease runs out) -> sending (the
+# request may have left) -> sent | skipped_opted_out | failed. A row left in `sending` is never
+# sent again blindly (bot/broadcast/deliveries.py). `attempts` and `retry_at`: WhatsApp's
+# per-customer pair limit (131056) made this delivery wait.
 broadcast_deliveries = Table(
     "broadcast_deliveries",
     metadata,
@@ -223,6 +275,26 @@ broadcast_deliveries = Table(
     Column("error_code", Integer),
     Column("error_title", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_by", String(96)),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("retry_at", DateTime(timezone=True)),
     UniqueConstraint("broadcast_id", "customer_id", name="uq_broadcast_deliveries_customer"),
     Index("ix_broadcast_deliveries_key", "broadcast_id", "customer_key", unique=True),
+    Index("ix_broadcast_deliveries_claim", "broadcast_id", "state", "customer_id"),
+    Index("ix_broadcast_deliveries_wamid", "wamid"),
+)
+
+# One token bucket per business phone number, shared by every broadcast worker on every host
+# (bot/broadcast/pacing.py): WhatsApp's throughput limit (130429) is per number. Times are Unix
+# seconds as floats, because the bucket is arithmetic on them. `ceiling`: the rate WhatsApp's
+# last 130429 pushed every worker down to, since `lowered_at`.
+send_rate_buckets = Table(
+    "send_rate_buckets",
+    metadata,
+    Column("phone_number_id", String(64), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("ceiling", Float),
+    Column("lowered_at", Float),
 )

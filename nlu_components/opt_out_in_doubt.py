@@ -14,6 +14,9 @@ ambiguous `opt_out` into `nlu_fallback`. So the pipeline asks for a second opini
   `second_opinion_threshold`, unless DIET's top intent is one of `never_over` (a plain "yes" or
   "no", which the confirmation form reads as an answer).
 
+Since session 4 config.yml runs OptOutInDoubt on DIET alone: the second opinion did not pay for its
+training time on the DEV sets (see config.yml); `OptOutSecondOpinion` stays here to be put back.
+
 The promoted intent keeps opt_out's own (lower) confidence. An answer to the confirmation question
 is a yes only with confidence >= actions.opt_out.YES_CONFIDENCE (0.8); a runner-up's confidence is
 at most 0.5, so a promoted opt_out is never read as a yes: in the form it is unclear (asked

@@ -82,3 +82,14 @@ def redis_server() -> Iterator[RedisServer]:
             yield server
     except RedisUnavailable as reason:
         pytest.skip(f"Redis not found (apt-get install redis-server): {reason}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts the bot may wait STARTUP_TIMEOUT for Rasa to load its model (minutes on a
+    busy shared machine), more than the suite's 300 s per test: its own timeout leaves room for
+    the load and the test. Tests that set a timeout of their own keep it."""
+    from tests.rasa_servers import STARTUP_TIMEOUT
+
+    for item in items:
+        if item.get_closest_marker("rasa") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(STARTUP_TIMEOUT + 300))

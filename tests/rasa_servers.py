@@ -34,6 +34,7 @@ APP_SECRET = "e2e-app-secret"
 ACCESS_TOKEN = "e2e-access-token"
 AUTH_TOKEN = "e2e-rasa-token"
 ACTION_SERVER_TOKEN = "e2e-action-server-token"
+OPT_OUT_LINK_SECRET = "e2e-opt-out-link-secret"
 # Loading the model takes ~30 s on an idle machine, minutes on a busy shared one.
 STARTUP_TIMEOUT = 600.0
 
@@ -88,6 +89,9 @@ class RunningBot:
             "RASA_PORT": str(self.rasa_port),
             "RASA_AUTH_TOKEN": AUTH_TOKEN,
             "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
+            # Both servers need the same key (the action server signs links, Rasa's channel checks
+            # them); without it each would fall back to the one kept in the project's var/.
+            "OPT_OUT_LINK_SECRET": OPT_OUT_LINK_SECRET,
             "WHATSAPP_APP_SECRET": APP_SECRET,
             "WHATSAPP_VERIFY_TOKEN": "e2e-verify-token",
             "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,

@@ -196,14 +196,14 @@ async def test_a_database_failure_fails_the_action_and_sends_nothing(broadcast, 
 async def test_a_send_whose_outcome_cannot_be_saved_is_never_sent_again(
     broadcast, client, fake_graph, monkeypatch
 ):
-    real_finish = deliveries.finish
+    real_finish_many = deliveries.finish_many
 
-    def finish_fails_after_sending(conn, broadcast_id, wa_id, state, *args):
-        if state == "sent":
+    def finish_fails_after_sending(conn, broadcast_id, finished, at):
+        if any(item.state == "sent" for item in finished):
             raise OperationalError("UPDATE", {}, Exception("database is locked"))
-        return real_finish(conn, broadcast_id, wa_id, state, *args)
+        return real_finish_many(conn, broadcast_id, finished, at)
 
-    monkeypatch.setattr(deliveries, "finish", finish_fails_after_sending)
+    monkeypatch.setattr(deliveries, "finish_many", finish_fails_after_sending)
     assert await run(ADA, broadcast_id=broadcast) == []
     assert delivery(ADA)[0] == "sending"  # reported as interrupted
     assert await run(ADA, broadcast_id=broadcast) == []

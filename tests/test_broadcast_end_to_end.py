@@ -1,5 +1,6 @@
-"""Broadcasts and marketing playbooks end to end: `python -m bot broadcast` in a subprocess ->
-Rasa's trigger_intent -> action_send_broadcast on the real action server -> the fake Graph API.
+"""Broadcasts and marketing playbooks end to end: `python -m bot broadcast` in a subprocess -> its
+worker processes -> the fake Graph API, while the real bot (Rasa and action servers) answers the
+customers; and a single send through Rasa's trigger_intent -> action_send_broadcast.
 
 The tests share one bot; each works on its own customers, selected by a tag of its own.
 """
@@ -119,12 +120,19 @@ def test_a_broadcast_reaches_everyone_but_the_opted_out_and_only_once(bot, tmp_p
     assert (shown["sent"], shown["delivered"], shown["pending"]) == ("27", "1", "0")
     assert shown["skipped (opted out)"].startswith("3 (3 at selection")
 
-    # The broadcast is part of the customer's conversation, and so is the reply to it.
+    # A reply quoting the template tells the conversation which campaign it is about; a tap on
+    # the template's quick reply (quoting it too) starts the opt-out confirmation.
+    template_id = next(m["id"] for m in bot.graph.state.sent if m["body"].get("to") == numbers[1])
+    assert bot.post(meta.text(numbers[1], "which shoes?", context_id=template_id)) == 200
     tracker = rasa_api(bot, f"/conversations/{conversation(bot, numbers[1])}/tracker")
-    assert tracker["slots"]["last_broadcast"] == "promo_offer"
-    assert bot.post(meta.quick_reply(numbers[1], "STOP_PROMOTIONS", "Stop promotions")) == 200
+    assert tracker["slots"]["broadcast_id"] == "e2e-all"
+    assert tracker["latest_message"]["metadata"]["broadcast_id"] == "e2e-all"
+    tap = meta.quick_reply(numbers[1], "STOP_PROMOTIONS", "Stop promotions", context_id=template_id)
+    assert bot.post(tap) == 200
     confirmation = bot.sent_to(numbers[1])[-1]
     assert "stop receiving marketing messages" in confirmation["interactive"]["body"]["text"]
+    other = rasa_api(bot, f"/conversations/{conversation(bot, numbers[2])}/tracker")
+    assert other["slots"]["broadcast_id"] is None  # no reply, no campaign
 
 
 def test_customers_who_opt_out_during_a_broadcast_get_nothing_after(bot, tmp_path):
@@ -201,6 +209,24 @@ def test_a_131050_refusal_records_the_opt_out(bot, tmp_path):
     later = bot.cli(*broadcast_args("E2E_131050", "e2e-131050-b"))
     assert "2 to send, 1 left out as opted out" in later.stdout
     assert [body["to"] for body in templates_to(bot, [numbers[1]])] == []
+
+
+def test_a_single_send_goes_through_the_customers_conversation(bot, tmp_path):
+    one, other = import_customers(bot, tmp_path, "E2E_SINGLE", 4917000007000, 2)
+    # Created without the Cloud API settings: the deliveries stay pending.
+    env = {k: v for k, v in bot.env.items() if k != "WHATSAPP_ACCESS_TOKEN"}
+    created = subprocess.run(
+        [sys.executable, "-m", "bot", *broadcast_args("E2E_SINGLE", "e2e-single")],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 1 and "cannot send" in created.stderr
+    trigger = {"name": "EXTERNAL_send_broadcast", "entities": {"broadcast_id": "e2e-single"}}
+    answer = rasa_api(bot, f"/conversations/{conversation(bot, one)}/trigger_intent", trigger)
+    assert answer["tracker"]["slots"]["last_broadcast"] == "promo_offer"
+    assert len(templates_to(bot, [one])) == 1 and templates_to(bot, [other]) == []
+    rasa_api(bot, f"/conversations/{conversation(bot, one)}/trigger_intent", trigger)
+    assert len(templates_to(bot, [one])) == 1  # claimed once: never twice
+    assert report(bot, "e2e-single")["pending"] == "1"
 
 
 def test_the_abandoned_cart_playbook_never_reaches_an_opted_out_customer(bot, tmp_path):

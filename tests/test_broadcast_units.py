@@ -11,63 +11,82 @@ import pytest
 
 from bot import PROJECT_ROOT
 from bot.broadcast.audience import Audience, AudienceNumber, parse_audience_csv
-from bot.broadcast.deliveries import Broadcast, Outcome
-from bot.broadcast.rate import MIN_RATE, Pacer, TokenBucket
+from bot.broadcast.deliveries import Broadcast
+from bot.broadcast.rate import (
+    MIN_RATE,
+    RECOVER_AFTER,
+    UNLIMITED,
+    Bucket,
+    book,
+    burst,
+    effective_rate,
+    lowered,
+)
 from bot.broadcast.report import ReportRow, aggregate, format_report
-from bot.broadcast.runner import Tally
 from bot.broadcast.template import STOP_PAYLOAD, buttons_of, template_message
+from bot.broadcast.worker import batch_size
+from bot.cli.broadcast import _line, default_workers
 from bot.store.customer_import import Problem
 from bot.whatsapp.rasa_input import QuickReplyTable
 
-# --- token bucket ---
+# --- the shared token bucket (pure) ---
 
 
-def send_times(bucket: TokenBucket, count: int, start: float = 0.0) -> list[float]:
-    """When each of `count` senders, all asking at `start`, may go."""
-    return [start + bucket.reserve(start) for _ in range(count)]
+def send_times(target: float, count: int, start: float = 0.0, bucket: Bucket | None = None) -> list[float]:
+    """When each of `count` one-message batches, all booked at `start`, may go."""
+    bucket = bucket or Bucket(tokens=burst(target), updated_at=start)
+    times = []
+    for _ in range(count):
+        bucket, wait = book(bucket, target, 1, start)
+        times.append(start + wait)
+    return times
 
 
 def test_the_bucket_spaces_sends_at_the_rate_after_a_small_burst():
-    bucket = TokenBucket.full(rate=80, now=0.0)
-    times = send_times(bucket, 88)
+    times = send_times(80, 88)
     assert times[:8] == [0.0] * 8  # a tenth of a second's worth at once
     assert times[8] == pytest.approx(1 / 80)
     assert times[-1] == pytest.approx(80 / 80)
     assert sum(1 for t in times if t < 1.0) == 87  # 8 + 79.x: never more than rate x time + burst
 
 
-def test_the_bucket_refills_with_time_but_saves_at_most_the_burst():
-    bucket = TokenBucket.full(rate=10, now=0.0)
-    assert bucket.reserve(0.0) == 0.0
-    assert bucket.reserve(0.05) == pytest.approx(0.05)  # half a token earned: wait for the rest
-    assert send_times(bucket, 2, start=100.0) == [100.0, pytest.approx(100.1)]  # idle time saved 1
+def test_a_batch_books_its_tokens_at_once_and_the_next_waits_for_them():
+    bucket, wait = book(Bucket(tokens=8, updated_at=0.0), 80, 8, 0.0)
+    assert wait == 0.0
+    bucket, wait = book(bucket, 80, 8, 0.0)
+    assert wait == pytest.approx(0.1)
+    _, wait = book(bucket, 80, 8, 100.0)  # idle time saves at most the burst
+    assert wait == 0.0
 
 
-def test_slowing_down_halves_the_rate_but_not_below_the_minimum():
-    bucket = TokenBucket.full(rate=80, now=0.0)
-    send_times(bucket, 8)
-    bucket.slow_down(0.0)
-    assert bucket.rate == 40
-    assert bucket.reserve(0.0) == pytest.approx(1 / 40)
-    for _ in range(10):
-        bucket.slow_down(1.0)
-    assert bucket.rate == MIN_RATE
+def test_unlimited_never_waits():
+    bucket = Bucket(tokens=0, updated_at=0.0)
+    for _ in range(3):
+        bucket, wait = book(bucket, UNLIMITED, 50, 0.0)
+        assert wait == 0.0
 
 
-def test_sends_throttled_together_slow_the_pacer_down_once():
-    now = [0.0]
-    pacer = Pacer(80, clock=lambda: now[0])
-    for _ in range(8):  # eight sends in flight came back throttled at once
-        pacer.slow_down()
-    assert pacer.rate == 40
-    now[0] = 1.0
-    pacer.slow_down()
-    assert pacer.rate == 20
+def test_a_130429_halves_the_rate_for_a_minute_once_per_second():
+    bucket = lowered(Bucket(tokens=8, updated_at=0.0), 80, 10.0)
+    assert effective_rate(bucket, 80, 10.0) == 40
+    assert lowered(bucket, 80, 10.5) == bucket  # the same excess, answered by the batch in flight
+    again = lowered(bucket, 80, 11.0)
+    assert effective_rate(again, 80, 11.0) == 20
+    assert effective_rate(again, 80, 11.0 + RECOVER_AFTER) == 80  # a quiet minute: back to the rate
+    assert effective_rate(lowered(Bucket(0, 0.0), UNLIMITED, 0.0), UNLIMITED, 0.0) == 40  # from 80
+    slowest = Bucket(0, 0.0)
+    for second in range(20):
+        slowest = lowered(slowest, 80, float(second))
+    assert effective_rate(slowest, 80, 19.0) == MIN_RATE
 
 
 def test_a_bucket_needs_a_positive_rate():
     with pytest.raises(ValueError):
-        TokenBucket.full(rate=0, now=0.0)
+        book(Bucket(0, 0.0), 0, 1, 0.0)
+
+
+def test_batches_are_a_tenth_of_a_second_of_sends():
+    assert [batch_size(r) for r in (1, 80, 1000, UNLIMITED)] == [1, 8, 50, 50]
 
 
 # --- CSV audience ---
@@ -192,20 +211,10 @@ def test_the_stop_payload_and_label_lead_to_the_opt_out_intent():
 # --- running counts and the report ---
 
 
-def test_the_tally_counts_each_outcome_once():
-    tally = Tally(to_attempt=6)
-    for outcome in [
-        Outcome("sent", None),
-        Outcome("skipped_opted_out", None),
-        Outcome("failed", 131026),
-        Outcome("pending", 130429),  # throttled: handed back
-        Outcome("pending", None),  # never claimed
-        Outcome("sending", None),  # claimed, no outcome
-    ]:
-        tally.record(outcome)
-    assert (tally.sent, tally.skipped_opted_out, tally.failed) == (1, 1, 1)
-    assert (tally.throttled, tally.untouched, tally.interrupted) == (1, 1, 1)
-    assert tally.line(2.0) == "sent 1, skipped (opted out) 1, failed 1 | 6/6 in 2.0 s (3.0/s)"
+def test_the_progress_line_counts_this_runs_outcomes():
+    before = Counter({"pending": 6, "sent": 10})
+    after = Counter({"sent": 11, "skipped_opted_out": 1, "failed": 1, "sending": 1, "pending": 2})
+    assert _line(before, after, 6, 2.0) == "sent 1, skipped (opted out) 1, failed 1 | 4/6 in 2.0 s (2.0/s)"
 
 
 def test_the_report_counts_statuses_of_sent_messages_and_failures_by_code():
@@ -247,3 +256,9 @@ def test_the_report_text_names_every_count():
         "pending:      0",
     ]:
         assert expected in text
+
+
+def test_workers_default_to_the_cores_except_on_sqlite():
+    assert default_workers("sqlite:///var/bot.sqlite3", 8) == 1
+    assert default_workers("postgresql://bot@db/bot", 8) == 8
+    assert default_workers("postgresql://bot@db/bot", None) == 1

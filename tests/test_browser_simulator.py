@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,13 +19,11 @@ from pathlib import Path
 import pytest
 
 from bot import PROJECT_ROOT
+from tests.browser_tools import CHROMIUM, SCREENSHOTS, playwright_dir
 from tests.rasa_servers import AUTH_TOKEN, RunningBot, _wait_for, free_port, start_bot
 
 pytestmark = pytest.mark.rasa
 
-BROWSER_DIR = PROJECT_ROOT / "tests" / "browser"
-SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CUSTOMER_A = "4915200000101"
 CUSTOMER_B = "4915200000102"
 # A username customer whose number WhatsApp hides: known by a BSUID only.
@@ -38,22 +35,7 @@ NAME_A = 'Zoë <img src=x onerror=alert(1)> "Q"'
 
 @pytest.fixture(scope="module")
 def playwright() -> Path:
-    """tests/browser/node_modules from package-lock.json (npm ci), or a skip saying what is missing."""
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if not Path(CHROMIUM).exists():
-        missing.append(CHROMIUM)
-    if missing:
-        pytest.skip(f"browser test needs {', '.join(missing)} (apt-get install chromium nodejs npm)")
-    installed = BROWSER_DIR / "node_modules" / ".package-lock.json"
-    lock = BROWSER_DIR / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=BROWSER_DIR,
-            check=True,
-            timeout=300,
-        )
-    return BROWSER_DIR
+    return playwright_dir()
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +73,8 @@ def opt_out_tag(bot: RunningBot, wa_id: str) -> dict | None:
 
 
 def test_stop_in_the_simulator_shows_opt_out_in_the_dashboard(playwright, bot, dashboard):
-    for old in SCREENSHOTS.glob("*.png"):
+    # Only this test's own: the opt-out link's browser test saves its screenshots there too.
+    for old in [*SCREENSHOTS.glob("simulator-*.png"), *SCREENSHOTS.glob("dashboard-*.png")]:
         old.unlink()
     result = subprocess.run(
         ["node", "opt_out_flow.mjs"],

@@ -181,6 +181,12 @@ def test_answers_that_are_not_plainly_yes(text):
     assert not plainly_yes(text)
 
 
+def test_a_stretched_yes_is_plain_and_a_stretched_no_is_not():
+    assert plainly_yes("siii") and plainly_yes("yesss") and plainly_yes("ouiii stop")
+    assert not plainly_yes("nooo") and not plainly_yes("naaahi") and not plainly_yes("neeein")
+    assert not plainly_yes("kkkkk")  # laughter, not "k"
+
+
 def test_no_negation_or_keep_word_is_on_the_yes_list():
     # The list is edited by hand; these words would turn a "no" into a permanent opt-out.
     forbidden = {"no", "not", "dont", "nao", "nicht", "nein", "pas", "non", "nahi", "mat", "jangan",

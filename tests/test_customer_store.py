@@ -367,10 +367,13 @@ def test_profile_has_tags_with_when_and_how_and_the_consent_history(opted_out):
         "wa_id": WA_ID,
         "name": "Ada",
         "username": None,
+        "language": None,
         "merged": [],
         "first_seen_at": AT.isoformat(),
         "last_seen_at": AT.isoformat(),
+        "erased_at": None,
         "marketing_allowed": False,
+        "suppressed": False,
         "opt_out_request": None,
         "tags": [
             {"name": "VIP", "added_at": AT.isoformat(), "source": "import", "message_id": None},
@@ -386,6 +389,12 @@ def test_profile_has_tags_with_when_and_how_and_the_consent_history(opted_out):
                 "identifier_kind": "phone",
                 "identifier_value": WA_ID,
                 "customer_key": key,
+                "evidence": {
+                    "language": None,
+                    "request": {"words": None, "at": None, "message_id": None},
+                    "question": None,
+                    "answer": None,
+                },
             }
         ],
     }
@@ -399,8 +408,15 @@ def test_iter_opt_outs_streams_every_opt_out_oldest_first(db_url):
     with transaction() as conn:
         found = list(iter_opt_outs(conn))
         keys = [profile(conn, number)["key"] for number in (WA_ID, "447700900123")]
+    # Recorded without evidence (a store call, like Meta's notices): its parts are empty.
+    no_evidence = {
+        "language": None,
+        "request": {"words": None, "at": None, "message_id": None},
+        "question": None,
+        "answer": None,
+    }
     assert found == [
-        OptOutRecord(keys[0], WA_ID, (f"phone:{WA_ID}",), AT, "text", "wamid.a"),
+        OptOutRecord(keys[0], WA_ID, (f"phone:{WA_ID}",), AT, "text", "wamid.a", no_evidence),
         OptOutRecord(
             keys[1],
             "447700900123",
@@ -408,6 +424,7 @@ def test_iter_opt_outs_streams_every_opt_out_oldest_first(db_url):
             AT + timedelta(hours=1),
             "meta_131050",
             "wamid.b",
+            no_evidence,
         ),
     ]
 

@@ -246,8 +246,11 @@ def seed_opt_outs() -> None:
 
 
 HEADER = (
-    "wa_id,user_id,parent_user_id,customer_key,opted_out_at,source,message_id,identifiers,former_identifiers"
+    "wa_id,user_id,parent_user_id,customer_key,opted_out_at,source,message_id,identifiers,former_identifiers,"
+    "language,request_words,requested_at,request_message_id,question_response,question_version,"
+    "question_text,question_buttons,answer"
 )
+NO_EVIDENCE = [""] * 9  # recorded by a store call, without evidence
 
 
 def exported() -> list[list[str]]:
@@ -265,6 +268,7 @@ def exported() -> list[list[str]]:
             "wamid.1",
             "phone:16505551234",
             "",
+            *NO_EVIDENCE,
         ],
         [
             "447700900123",
@@ -276,6 +280,7 @@ def exported() -> list[list[str]]:
             "",
             "phone:447700900123",
             "",
+            *NO_EVIDENCE,
         ],
     ]
 

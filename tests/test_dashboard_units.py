@@ -87,6 +87,18 @@ def _profile(name: str, opted_out: bool) -> dict:
                 "detail": EVIL,
                 "occurred_at": "2024-05-02T09:30:00+00:00",
                 "recorded_at": "2024-05-02T09:30:01+00:00",
+                "evidence": {
+                    "language": "es",
+                    "request": {"words": EVIL, "at": "2024-05-02T09:29:00+00:00", "message_id": "wamid.0"},
+                    "question": {
+                        "response": "utter_ask_opt_out_form_opt_out_decision",
+                        "version": "0123456789ab",
+                        "text": "¿Dejar de recibir marketing?",
+                        "buttons": ["Sí", EVIL],
+                        "message_id": None,
+                    },
+                    "answer": {"words": "Sí", "at": "2024-05-02T09:30:00+00:00", "message_id": "wamid.1"},
+                },
             }
         )
     return {
@@ -94,6 +106,7 @@ def _profile(name: str, opted_out: bool) -> dict:
         "wa_id": "16505551234",
         "name": name,
         "username": None,
+        "language": "es",
         "identities": [],
         "merged": [],
         "first_seen_at": "2024-05-01T10:00:00+00:00",
@@ -114,6 +127,10 @@ def test_profile_marks_the_opt_out_with_when_and_how_and_escapes_the_name():
     assert "cannot be removed" in html
     assert "could not be reached" in html  # no tracker: the fallback is announced
     assert "<form" not in html  # read-only: nothing on the page can write
+    # The evidence: language, the words (escaped), the question shown with its version, the answer.
+    assert 'id="language">Spanish (es)' in html
+    assert "<q>¿Dejar de recibir marketing?</q>" in html and "<code>0123456789ab</code>" in html
+    assert "<dt>Answer</dt><dd><q>Sí</q>" in html
 
 
 def test_profile_without_opt_out_says_marketing_is_allowed():

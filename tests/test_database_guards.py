@@ -261,3 +261,46 @@ def test_grant_refuses_a_superuser(roles, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", owner_url)
     assert main(["db", "grant", "--role", "postgres"]) == 1
     assert "superuser" in capsys.readouterr().err
+
+
+# --- 3. erasure (issue 13): only the owner forgets; the bot role only reads the records -------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO erasures (customer_id, erased_at, operator, customers, identifiers,"
+        " conversation_events, message_records) SELECT MIN(id), now(), 'bot', 1, 0, 0, 0 FROM customers",
+        "INSERT INTO suppressions (keyed_hash, kind, suppressed_at, erasure_id) VALUES ('x', 'phone', now(), 1)",
+        "DELETE FROM suppressions",
+        "UPDATE erasures SET operator = 'x'",
+        "TRUNCATE suppressions",
+    ],
+)
+def test_the_bot_role_cannot_write_erasures_or_the_suppression_list(roles, sql):
+    with transaction() as conn:
+        record_opt_out(conn, ADA, "text", "wamid.1", AT)
+    with pytest.raises(DBAPIError, match="permission denied"), transaction() as conn:
+        conn.execute(text(sql))
+
+
+def test_the_bot_role_cannot_mark_a_customer_erased(roles):
+    with transaction() as conn:
+        record_opt_out(conn, ADA, "text", "wamid.1", AT)
+    with pytest.raises(IntegrityError, match="erasure record"), transaction() as conn:
+        conn.execute(text("UPDATE customers SET erased_at = now()"))
+
+
+def test_the_owner_forgets_and_the_bot_role_then_suppresses(roles, monkeypatch, capsys):
+    owner_url, bot_url = roles
+    with transaction() as conn:
+        touch_customer(conn, ADA, "Ada", AT)
+        record_opt_out(conn, ADA, "text", "wamid.1", AT)
+    monkeypatch.setenv("DATABASE_URL", bot_url)
+    assert main(["customers", "forget", ADA, "--operator", "Grace"]) != 0  # the bot role may not
+    monkeypatch.setenv("DATABASE_URL", owner_url)
+    assert main(["customers", "forget", ADA, "--operator", "Grace"]) == 0
+    monkeypatch.setenv("DATABASE_URL", bot_url)
+    with transaction() as conn:
+        touch_customer(conn, ADA, "Ada", AT)  # she writes again: a new customer for the bot role
+        assert not may_send_marketing(conn, ADA)

@@ -73,7 +73,12 @@ def test_the_templates_stop_button_opts_out_at_once(bot):
     assert bot.post(meta.quick_reply(wa_id, "STOP_PROMOTIONS", "Stop promotions")) == 200
     [answer] = bot.sent_to(wa_id)
     assert body_text(answer) == text_of("utter_opted_out", "en")
-    assert opt_out_tag(show(bot, wa_id))["source"] == "template"
+    profile = show(bot, wa_id)
+    assert opt_out_tag(profile)["source"] == "template"
+    # The evidence: the button's label as the customer saw it, and no question (none was asked).
+    [event] = profile["consent_history"]
+    assert event["evidence"]["request"]["words"] == "Stop promotions"
+    assert event["evidence"]["question"] is None and event["evidence"]["answer"] is None
 
 
 def test_a_paraphrase_is_still_confirmed_first(bot):

@@ -65,7 +65,12 @@ def test_the_benchmarks_rest_channel_has_a_file_of_its_own_with_the_same_whatsap
 
 def test_both_tokens_reach_the_servers_by_environment():
     # How each token is made: tests/test_security.py, test_each_token_is_the_environments_or_...
-    given = {"RASA_AUTH_TOKEN": "a", "ACTION_SERVER_TOKEN": "b", "OPT_OUT_LINK_SECRET": "c"}
+    given = {
+        "RASA_AUTH_TOKEN": "a",
+        "ACTION_SERVER_TOKEN": "b",
+        "OPT_OUT_LINK_SECRET": "c",
+        "SUPPRESSION_SECRET": "d",
+    }
     assert secrets_environment(given) == given
 
 

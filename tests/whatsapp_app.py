@@ -16,6 +16,7 @@ from typing import Any
 from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 
+from bot.opt_out_link.settings import LinkSettings
 from bot.whatsapp.channel import WhatsAppInput
 from bot.whatsapp.config import WhatsAppConfig
 from bot.whatsapp.signature import HEADER, sign
@@ -41,7 +42,11 @@ class RecordingAgent:
         await message.output_channel.send_text_message(message.sender_id, f"echo: {message.text}")
 
 
-def make_app(api_url: str, **settings: Any) -> tuple[Sanic, RecordingAgent]:
+def make_app(
+    api_url: str, *, link: LinkSettings | None = None, **settings: Any
+) -> tuple[Sanic, RecordingAgent]:
+    """`settings` override credentials.yml's whatsapp section; `link` the opt-out link's settings
+    (None: from the environment, as in production)."""
     config = WhatsAppConfig.load(
         {
             "verify_token": VERIFY_TOKEN,
@@ -56,7 +61,7 @@ def make_app(api_url: str, **settings: Any) -> tuple[Sanic, RecordingAgent]:
     app = Sanic(f"test_{uuid.uuid4().hex}")
     agent = RecordingAgent()
     app.ctx.agent = agent
-    register([WhatsAppInput(config)], app, route="/webhooks/")
+    register([WhatsAppInput(config, link)], app, route="/webhooks/")
     return app, agent
 
 

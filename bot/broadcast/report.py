@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from bot.broadcast.audience import PENDING
-from bot.broadcast.deliveries import FAILED, SENDING, SENT, SKIPPED_OPTED_OUT, Broadcast
+from bot.broadcast.deliveries import CLAIMED, FAILED, SENDING, SENT, SKIPPED_OPTED_OUT, Broadcast
 from bot.schema import broadcast_deliveries, message_statuses
 
 # Statuses that mean the message reached the phone (read implies delivered).
@@ -70,7 +70,7 @@ def aggregate(rows: Iterable[ReportRow], skipped_at_selection: int) -> Report:
             report.skipped_at_send += row.count
         elif row.state == SENDING:
             report.interrupted += row.count
-        elif row.state == PENDING:
+        elif row.state in (PENDING, CLAIMED):  # a claim nothing was sent for yet is still to do
             report.pending += row.count
     return report
 

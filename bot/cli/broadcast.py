@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import math
+import os
 import re
 import secrets
+import subprocess
 import sys
+import time
+from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 from bot.broadcast import audience as audiences
 from bot.broadcast import deliveries
-from bot.broadcast.audience import Audience
-from bot.broadcast.rate import DEFAULT_RATE
+from bot.broadcast.audience import PENDING, Audience
+from bot.broadcast.deliveries import CLAIMED, FAILED, SENDING, SENT, SKIPPED_OPTED_OUT
+from bot.broadcast.rate import DEFAULT_RATE, UNLIMITED
 from bot.broadcast.report import aggregate, format_report, load_rows
-from bot.broadcast.runner import RasaApi, RasaUnavailable, Tally, send_pending
-from bot.db import transaction
-from bot.processes import Ports, auth_token
+from bot.broadcast.worker import LANES, LEASE, WorkerSettings, serve
+from bot.db import database_url, transaction
+from bot.opt_out_link.settings import LinkSettings
 from bot.store.tags import normalise_tag_name
 from bot.store.timestamps import now
+from bot.whatsapp.cloud_api import CloudApiClient, RetryPolicy
+from bot.whatsapp.config import WhatsAppConfig
 
-DEFAULT_CONCURRENCY = 8
+PROGRESS_EVERY = 2.0  # seconds
 # Also sent to WhatsApp as biz_opaque_callback_data and used in URLs: keep it plain.
 _BROADCAST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -29,22 +39,25 @@ Send an approved marketing template to customers who have not opted out.
 
 The audience (every customer, --tag TAG, or the numbers in --audience FILE.csv that the
 customer store knows) is selected in the database; customers with an OPT_OUT tag are left
-out, and a customer who opts out while the broadcast runs is skipped at their turn. Each
-message is sent by the Rasa server (action_send_broadcast in the customer's conversation),
-so the bot must be running (`make run`): RASA_PORT (or --rasa-url) and RASA_AUTH_TOKEN
-(or var/rasa_auth_token) say where and how to reach it.
+out, and a customer who opts out while the broadcast runs is skipped at their turn. The
+messages are sent by --workers worker processes straight to the Cloud API (WHATSAPP_ACCESS_TOKEN,
+WHATSAPP_PHONE_NUMBER_ID), not through Rasa: the bot need not run. More workers, on other
+hosts sharing the PostgreSQL database, join with `python -m bot broadcast worker`; all of
+them together keep to --rate, WhatsApp's limit for the business number.
 
 The template's first button must be the "Stop promotions" quick reply; it is sent with the
 payload STOP_PROMOTIONS, which starts the opt-out confirmation.
 
 A broadcast can be resumed: run again with --id ID and only deliveries that are still
-pending are attempted. Nobody receives a broadcast twice, even if the command was killed.
+pending are attempted. Nobody receives a broadcast twice, even if the command was killed: a
+message whose request left but whose answer was lost is reported as interrupted, not resent.
 
 examples:
   python -m bot broadcast --template promo_offer --language en_US --param "20% off shoes" --dry-run
   python -m bot broadcast --template promo_offer --language en_US --param "20% off shoes" --tag VIP
   python -m bot broadcast --id 20250301-101500-ab12         # resume
   python -m bot broadcast report 20250301-101500-ab12
+  python -m bot broadcast worker                            # on another host: join any broadcast
 """
 
 
@@ -76,24 +89,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--rate",
-        type=_positive_float,
+        type=_rate,
         metavar="N",
-        help=f"messages per second at most (default {DEFAULT_RATE:g}, WhatsApp's standard limit)",
+        help=f"messages per second at most, all workers together, or 'unlimited' (default"
+        f" {DEFAULT_RATE:g}, WhatsApp's standard limit)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        choices=range(1, 65),
+        metavar="N",
+        help="worker processes on this machine, 1-64 (default: the number of cores on PostgreSQL,"
+        " 1 on SQLite)",
     )
     parser.add_argument(
         "--concurrency",
         type=int,
-        choices=range(1, 65),
-        default=DEFAULT_CONCURRENCY,
+        choices=range(1, 17),
+        default=LANES,
         metavar="N",
-        help=f"sends in flight at once, 1-64 (default {DEFAULT_CONCURRENCY})",
-    )
-    parser.add_argument(
-        "--rasa-url",
-        action="append",
-        metavar="URL",
-        help="a Rasa server to send through (default http://127.0.0.1:$RASA_PORT); repeat for"
-        " replicas that share their tracker and lock stores",
+        help=f"batches in flight per worker, 1-16 (default {LANES})",
     )
     parser.add_argument(
         "--id",
@@ -103,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.set_defaults(handler=_broadcast)
 
-    commands = parser.add_subparsers(dest="broadcast_command", metavar="{report}")
+    commands = parser.add_subparsers(dest="broadcast_command", metavar="{report,worker}")
     report = commands.add_parser(
         "report",
         help="where a broadcast stands: sent, delivered, read, failed, skipped, pending",
@@ -112,6 +127,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     report.add_argument("report_id", metavar="ID")
     report.set_defaults(handler=_report)
+
+    worker = commands.add_parser(
+        "worker",
+        help="a long-running worker that sends any broadcast's pending deliveries",
+        description="Send the pending deliveries of every broadcast (or of --id), at each"
+        " broadcast's rate shared with all other workers; wait for new ones. Run it on other hosts"
+        " that share the PostgreSQL database (DATABASE_URL) and the WHATSAPP_* and"
+        " OPT_OUT_LINK_SECRET settings.",
+    )
+    worker.add_argument("--id", dest="worker_broadcast", metavar="ID", help="only this broadcast")
+    worker.add_argument(
+        "--until-done", action="store_true", help="exit when nothing is left to send instead of waiting"
+    )
+    worker.add_argument("--lanes", type=int, choices=range(1, 17), default=LANES, metavar="N")
+    worker.add_argument(
+        "--lease",
+        type=float,
+        default=LEASE.total_seconds(),
+        metavar="SECONDS",
+        help="after how long a dead worker's unanswered sends are settled from the status webhooks"
+        f" (default {LEASE.total_seconds():g}; longer than any request may take)",
+    )
+    worker.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    worker.set_defaults(handler=_worker)
 
 
 def _broadcast(args: argparse.Namespace) -> int:
@@ -214,41 +253,121 @@ def _resume(broadcast: deliveries.Broadcast, args: argparse.Namespace, audience:
     return _send(broadcast, args.rate or broadcast.rate, args)
 
 
+def default_workers(url: str, cores: int | None) -> int:
+    """One worker per core, except on SQLite: there every worker is one more writer on a single
+    file lock, and two of them already starved the webhook's writes in the benchmark (README)."""
+    if url.startswith("sqlite"):
+        return 1
+    return cores or 1
+
+
 def _send(broadcast: deliveries.Broadcast, rate: float, args: argparse.Namespace) -> int:
-    token = auth_token()
-    urls = args.rasa_url or [f"http://127.0.0.1:{Ports.from_env().rasa}"]
-    rasa = [RasaApi(url.rstrip("/"), token) for url in urls]
+    if not WhatsAppConfig.load({}).can_send:
+        return _fail(
+            "cannot send: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID"
+            f"\nnothing sent; resume with --id {broadcast.id}"
+        )
+    with transaction() as conn:
+        deliveries.set_rate(conn, broadcast.id, rate)
+        before = deliveries.state_counts(conn, broadcast.id)
+    command = [
+        sys.executable, "-m", "bot", "broadcast", "worker", "--id", broadcast.id, "--until-done",
+        "--lanes", str(args.concurrency), "--log-level", "warning",
+    ]  # fmt: skip
+    count = args.workers or default_workers(database_url(), os.cpu_count())
+    workers = [subprocess.Popen(command) for _ in range(count)]
+    started = time.monotonic()
+    to_attempt = before[PENDING] + before[CLAIMED]
     try:
-        tally = asyncio.run(send_pending(broadcast.id, rasa, rate, args.concurrency, sys.stderr))
-    except RasaUnavailable as error:
-        return _fail(f"{error}\nnothing sent; resume with --id {broadcast.id} once the bot runs")
+        while any(worker.poll() is None for worker in workers):
+            time.sleep(PROGRESS_EVERY)
+            _progress(
+                sys.stderr, _line(before, _counts(broadcast.id), to_attempt, time.monotonic() - started)
+            )
     except KeyboardInterrupt:
+        for worker in workers:
+            worker.wait()
         print(f"\nstopped; resume with --id {broadcast.id}", file=sys.stderr)
         return 130
-    print(_summary(broadcast.id, tally))
-    if tally.stopped:
-        return _fail(f"stopped early: {tally.stopped}\nresume with --id {broadcast.id}")
+    after = _counts(broadcast.id)
+    _progress(sys.stderr, _line(before, after, to_attempt, time.monotonic() - started), final=True)
+    print(_summary(broadcast.id, before, after))
+    failed = [worker.returncode for worker in workers if worker.returncode != 0]
+    if failed:
+        return _fail(f"{len(failed)} worker(s) failed (exit {failed[0]}); resume with --id {broadcast.id}")
     return 0
 
 
-def _summary(broadcast_id: str, tally: Tally) -> str:
-    lines = [
-        f"broadcast {broadcast_id}: {tally.sent} sent, {tally.skipped_opted_out} skipped as opted out,"
-        f" {tally.failed} failed"
-    ]
-    if tally.throttled or tally.untouched:
+def _counts(broadcast_id: str) -> Counter[str]:
+    with transaction() as conn:
+        return deliveries.state_counts(conn, broadcast_id)
+
+
+def _line(before: Counter[str], after: Counter[str], to_attempt: int, elapsed: float) -> str:
+    """Pure: this run's progress from the state counts before it and now."""
+    sent, skipped, failed = (after[s] - before[s] for s in (SENT, SKIPPED_OPTED_OUT, FAILED))
+    attempted = sent + skipped + failed + after[SENDING] - before[SENDING]
+    speed = attempted / elapsed if elapsed > 0 else 0.0
+    return (
+        f"sent {sent}, skipped (opted out) {skipped}, failed {failed}"
+        f" | {attempted}/{to_attempt} in {elapsed:.1f} s ({speed:.1f}/s)"
+    )
+
+
+def _progress(stream, line: str, final: bool = False) -> None:
+    # On a terminal the line is rewritten in place; in a log, one line per report.
+    if stream.isatty():
+        stream.write(f"\r{line}\x1b[K" + ("\n" if final else ""))
+    else:
+        stream.write(line + "\n")
+    stream.flush()
+
+
+def _summary(broadcast_id: str, before: Counter[str], after: Counter[str]) -> str:
+    sent, skipped, failed = (after[s] - before[s] for s in (SENT, SKIPPED_OPTED_OUT, FAILED))
+    lines = [f"broadcast {broadcast_id}: {sent} sent, {skipped} skipped as opted out, {failed} failed"]
+    left = after[PENDING] + after[CLAIMED]
+    if left:
         lines.append(
-            f"{tally.throttled + tally.untouched} still pending ({tally.throttled} throttled by WhatsApp):"
-            f" run again with --id {broadcast_id}"
+            f"{left} still pending (throttled by WhatsApp or stopped): run again with --id {broadcast_id}"
         )
-    if tally.interrupted:
-        lines.append(
-            f"{tally.interrupted} interrupted after the claim (never sent again; see the action log)"
-        )
-    if tally.rasa_errors:
-        lines.append(f"{tally.rasa_errors} trigger_intent calls failed")
+    interrupted = after[SENDING] - before[SENDING]
+    if interrupted:
+        lines.append(f"{interrupted} interrupted after the request left (outcome unknown; never sent again)")
     lines.append(f"statuses: python -m bot broadcast report {broadcast_id}")
     return "\n".join(lines)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    logging.getLogger().setLevel(args.log_level.upper())
+    config = WhatsAppConfig.load({})
+    if not config.can_send:
+        return _fail("cannot send: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
+    try:
+        link = LinkSettings.from_env()
+    except ValueError as error:
+        return _fail(f"opt-out link settings: {error}")
+    # Throttling is the worker's to handle (shared rate, per-customer retry), not the client's:
+    # one attempt, so a 130429 reaches the bucket at once instead of sleeping in one send.
+    client = CloudApiClient(
+        config.api_url, config.phone_number_id, config.access_token, retry=RetryPolicy(attempts=1)
+    )
+    settings = WorkerSettings(config.phone_number_id, lanes=args.lanes, lease=timedelta(seconds=args.lease))
+
+    async def work() -> None:
+        try:
+            tally = await serve(
+                client, settings, link, only=args.worker_broadcast, until_done=args.until_done
+            )
+            logging.getLogger(__name__).info("worker %s done: %s", settings.name, tally)
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(work())
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -261,9 +380,16 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
+def _rate(value: str) -> float:
+    if value.strip().lower() == "unlimited":
+        return UNLIMITED
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a number of messages per second, or 'unlimited': {value}"
+        ) from None
+    if not 0 < number < math.inf:
         raise argparse.ArgumentTypeError(f"must be a positive number: {value}")
     return number
 

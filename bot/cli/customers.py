@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
+from bot.cli import customer_records
 from bot.cli.opt_out_export import EXPORT_HEADER, KIND_TEXT, opt_out_row
 from bot.db import transaction
 from bot.masking import mask_identifier
@@ -68,7 +69,16 @@ parent BSUID (empty when it has none); customer_key: its key; opted_out_at
 (ISO-8601 UTC), source, message_id: its first opt-out; identifiers: every
 active identifier as kind:value, separated by spaces; former_identifiers: the
 ones it had before (a changed number, a rotated BSUID), which may belong to
-someone else by now.
+someone else by now. Then the first opt-out's evidence (empty when it was
+recorded before evidence was kept, or has been erased): language, request_words
+(the customer's exact words, or the button, template or link label used),
+requested_at, request_message_id, question_response and question_version (the
+question shown: its response name and a hash of its rendered text),
+question_text, question_buttons (titles separated by ' | ') and answer;
+opted_out_at and message_id are the confirmation's.
+
+Cells a spreadsheet would run as a formula (=, +, -, @, tab, CR first) get a
+leading ': a customer's words are data, never a formula.
 """
 
 
@@ -117,6 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write to FILE (replaced only once complete, readable by its owner only) instead of stdout",
     )
     export.set_defaults(handler=_export_opt_outs)
+    customer_records.register(commands)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -139,10 +150,17 @@ def _import(args: argparse.Namespace) -> int:
     if problems:
         return _report(path, problems)
     print(
-        f"imported {len(rows)} customers from {path}: {counts.created} created,"
+        f"imported {len(rows) - len(counts.suppressed)} customers from {path}: {counts.created} created,"
         f" {counts.updated} updated, {counts.opt_outs} opt-outs recorded"
         f" ({counts.already_opted_out} already opted out), {counts.linked} identifiers linked"
     )
+    if counts.suppressed:
+        lines = ", ".join(map(str, counts.suppressed))
+        print(
+            f"{path}: skipped {len(counts.suppressed)} row(s) (line {lines}): an identifier of a customer"
+            " who asked to be forgotten (suppression list); they are never imported or messaged",
+            file=sys.stderr,
+        )
     return 0
 
 

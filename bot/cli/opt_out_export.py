@@ -26,6 +26,19 @@ EXPORT_HEADER = (
     "message_id",
     "identifiers",
     "former_identifiers",
+    # The first opt-out's evidence (bot/store/evidence.py): the customer's words or the button,
+    # template or link used, when and with which message they asked, the language, the question
+    # shown (response, version, text, buttons) and their answer; `opted_out_at` and `message_id`
+    # above are the confirmation's.
+    "language",
+    "request_words",
+    "requested_at",
+    "request_message_id",
+    "question_response",
+    "question_version",
+    "question_text",
+    "question_buttons",
+    "answer",
 )
 # How people call each kind of identifier (messages, the dashboard).
 KIND_TEXT = {PHONE: "number", BSUID: "BSUID", PARENT_BSUID: "parent BSUID"}
@@ -51,4 +64,22 @@ def opt_out_row(record: OptOutRecord, identities: Sequence[Mapping[str, Any]]) -
         record.message_id,
         " ".join(f"{identity['kind']}:{identity['value']}" for identity in active),
         " ".join(f"{identity['kind']}:{identity['value']}" for identity in former),
+        *evidence_cells(record.evidence),
+    ]
+
+
+def evidence_cells(evidence: Mapping[str, Any]) -> list[object]:
+    """Pure: the evidence columns of a row. Words are the customer's own: SafeCsvWriter keeps a
+    spreadsheet from running them ("=HYPERLINK(...)")."""
+    request, question, answer = evidence["request"], evidence["question"] or {}, evidence["answer"] or {}
+    return [
+        evidence["language"],
+        request["words"],
+        request["at"],
+        request["message_id"],
+        question.get("response"),
+        question.get("version"),
+        question.get("text"),
+        " | ".join(question.get("buttons") or ()),
+        answer.get("words"),
     ]

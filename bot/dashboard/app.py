@@ -26,7 +26,7 @@ from aiohttp import web
 from bot import PROJECT_ROOT
 from bot.business import business_name
 from bot.dashboard import auth, pages, queries
-from bot.dashboard.conversation import conversation_lines, fetch_tracker_events
+from bot.dashboard.conversation import conversation_lines, fetch_tracker_events, with_broadcasts
 from bot.dashboard.html import Safe
 from bot.dashboard.models_page import models_page
 from bot.dashboard.simulator import Simulator, SimulatorSettings, simulated_customer
@@ -206,7 +206,10 @@ async def customer_profile(request: web.Request) -> web.Response:
         )
     config = request.app[CONFIG]
     events = await fetch_tracker_events(request.app[SESSION], config.rasa_url, config.token, found["key"])
-    lines = None if events is None else conversation_lines(events)
+    lines = None
+    if events is not None:
+        received = await run_sync(_read, queries.broadcasts_received, found["key"])
+        lines = with_broadcasts(conversation_lines(events), received)
     records = (
         []
         if lines is not None

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from bot.broadcast.deliveries import Received
 from bot.masking import mask_identifier
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,21 @@ def conversation_lines(events: Iterable[dict[str, Any]]) -> list[Line]:
         else:
             lines.append(Line(at, "bot", text, _describe_bot_data(event.get("data") or {})))
     return lines
+
+
+def with_broadcasts(lines: list[Line], received: Iterable[Received]) -> list[Line]:
+    """Pure: the conversation with the broadcast messages the customer was sent, in time order.
+    Workers send broadcasts without a Rasa turn, so Rasa's events do not hold them."""
+    sent = [
+        Line(
+            item.sent_at,
+            "bot",
+            f"Broadcast {item.broadcast_id}: template {item.template}",
+            f"broadcast message, {item.status or 'sent'}",
+        )
+        for item in received
+    ]
+    return sorted([*lines, *sent], key=lambda line: line.at)
 
 
 async def fetch_tracker_events(

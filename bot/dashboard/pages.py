@@ -16,31 +16,18 @@ from bot.broadcast.deliveries import Broadcast
 from bot.broadcast.report import Report
 from bot.consent import OPT_OUT
 from bot.dashboard.conversation import Line
+from bot.dashboard.evidence import (
+    EVENT_TEXT,
+    REQUEST_SOURCE_TEXT,
+    SOURCE_TEXT,
+    evidence_summary,
+    how_text,
+    language_name,
+)
 from bot.dashboard.html import Safe, attributes, join, render
 from bot.dashboard.queries import CustomerPage, CustomerRow, DeliveryRecord, OptOutTotals
 from bot.dashboard.stats import PERIODS, Bucket, Period, bar_chart
 
-# How a tag or consent event reached us (bot.consent.SOURCES), for people.
-SOURCE_TEXT = {
-    "text": "the customer wrote it (e.g. STOP), then confirmed",
-    "button": "the customer tapped a reply button, then confirmed",
-    "template": "the customer tapped “Stop promotions” on a marketing template, then confirmed",
-    "meta_preferences": "the customer chose “Stop promotions” in WhatsApp itself",
-    "meta_131050": "WhatsApp refused a marketing message: the customer had stopped marketing (error 131050)",
-    "import": "imported from a customer list (CSV)",
-}
-# How an open opt-out request was made (only the customer's own messages open one).
-REQUEST_SOURCE_TEXT = {
-    "text": "the customer wrote it (e.g. STOP)",
-    "button": "the customer tapped a reply button",
-    "template": "the customer tapped “Stop promotions” on a marketing template",
-}
-EVENT_TEXT = {
-    "opt_out": "Opted out of marketing",
-    "opt_out_repeated": "Asked to opt out again (already opted out)",
-    "resume": "Resumed promotions in WhatsApp (the opt-out stays: it is permanent)",
-    "signup": "Signed up for promotions in WhatsApp (an existing opt-out stays)",
-}
 NAV = (
     ("/customers", "Customers"),
     ("/opt-outs", "Opt-outs"),
@@ -356,10 +343,12 @@ def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: lis
     )
     history = join(
         render(
-            "<tr><td>{at}</td><td>{what}</td><td>{how}</td><td>{detail}</td><td><code>{message}</code></td></tr>",
+            "<tr><td>{at}</td><td>{what}</td><td>{how}</td><td>{evidence}</td><td>{detail}</td>"
+            "<td><code>{message}</code></td></tr>",
             at=when(event["occurred_at"]),
             what=EVENT_TEXT.get(event["kind"], event["kind"]),
-            how=SOURCE_TEXT.get(event["source"], event["source"]),
+            how=how_text(event["kind"], event["source"]),
+            evidence=evidence_summary(event["evidence"]),
             detail=event["detail"] or "",
             message=event["message_id"] or "–",
         )
@@ -368,7 +357,8 @@ def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: lis
     return render(
         """<p><a href="/customers">← All customers</a></p>
 <h1>{name} <span class="muted">{wa_id}</span></h1>
-<p>{username}Customer key <code>{key}</code>. First message {first}; last message {last}.</p>
+<p>{username}Customer key <code>{key}</code>. First message {first}; last message {last}.
+Language: <span id="language">{language}</span>.</p>
 {banner}
 <h2 id="identities">WhatsApp identities</h2>
 {identities}
@@ -383,6 +373,7 @@ def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: lis
         wa_id=whatsapp_id(profile["wa_id"], _active_bsuid(profile), profile["key"]),
         username=render("Username @{u}. ", u=profile["username"]) if profile["username"] else Safe(""),
         key=profile["key"],
+        language=language_name(profile["language"]),
         identities=_identities_section(profile),
         merges=_merges_section(profile),
         first=when(profile["first_seen_at"]),
@@ -397,7 +388,8 @@ def profile_page(profile: dict[str, Any], lines: list[Line] | None, records: lis
         else render('<p class="empty">No tags.</p>'),
         history=render(
             '<table><caption>Consent events, oldest first (append-only)</caption><thead><tr><th scope="col">When</th>'
-            '<th scope="col">What</th><th scope="col">How</th><th scope="col">Detail</th><th scope="col">Message id</th>'
+            '<th scope="col">What</th><th scope="col">How</th><th scope="col">Evidence</th><th scope="col">Detail</th>'
+            '<th scope="col">Message id</th>'
             "</tr></thead><tbody>{rows}</tbody></table>",
             rows=history,
         )

@@ -25,6 +25,7 @@ from bot.schema import (
     message_statuses,
     tags,
 )
+from bot.store.identities import resolve
 from bot.store.timestamps import from_db
 
 PAGE_SIZE = 50
@@ -63,8 +64,9 @@ def customer_page(
     newest activity first. Identifiers recorded under a customer merged into another count for
     the survivor (the list shows live customers only)."""
     c = customers.c
-    # Live customers only: a merged-away one is shown as part of the customer it was merged into.
-    conditions = [c.merged_into.is_(None)]
+    # Live customers only: a merged-away one is shown as part of the customer it was merged into;
+    # a forgotten one (`customers forget`) is nobody any more.
+    conditions = [c.merged_into.is_(None), c.erased_at.is_(None)]
     search = search.strip()
     if search:
         conditions.append(or_(*_matches(search)))
@@ -238,6 +240,12 @@ def delivery_records(conn: Connection, key: str, wa_id: str | None, limit: int =
         )
     ]
     return sorted(records, key=lambda record: record.at)[-limit:]
+
+
+def broadcasts_received(conn: Connection, key: str) -> list[deliveries.Received]:
+    """The broadcast messages the customer (by key) was sent, for the conversation view."""
+    customer = resolve(conn, key)
+    return [] if customer is None else deliveries.received_by(conn, customer.id)
 
 
 def broadcast_reports(conn: Connection, limit: int = 50) -> list[tuple[Broadcast, Report]]:

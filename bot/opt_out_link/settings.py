@@ -1,8 +1,10 @@
 """The opt-out link's settings, from the environment (documented in the README):
 
 - BOT_PUBLIC_URL            the bot's public HTTPS address, e.g. https://bot.example.com: the base of
-                            every link (`<BOT_PUBLIC_URL>/webhooks/whatsapp/opt-out/<token>`). Unset:
-                            broadcasts carry no link (the quick reply still works).
+                            every link (`<BOT_PUBLIC_URL>/webhooks/whatsapp/opt-out/<token>`), which
+                            `templates show` writes into the template submitted to Meta (Meta
+                            keeps it; a send supplies only the token). The page checks a
+                            POST's Origin against it (unset: against the Host header).
 - OPT_OUT_LINK_SECRET       the HMAC key of the tokens; the same on every replica and every process
                             that sends broadcasts. Unset: a random one kept in var/ (one machine only).
                             Changing it invalidates every link already sent.

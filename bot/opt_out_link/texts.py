@@ -28,6 +28,8 @@ class PageTexts:
     invalid: str
     expired_title: str
     expired: str
+    retry_title: str  # a confirmation we cannot accept (no or a wrong CSRF value, another site)
+    retry: str
 
 
 TEXTS: dict[str, PageTexts] = {
@@ -48,6 +50,8 @@ TEXTS: dict[str, PageTexts] = {
         invalid="The link is incomplete or has been changed. To stop marketing messages, write STOP in your WhatsApp chat with {business}.",
         expired_title="This link has expired",
         expired="Opt-out links work for {days} days. To stop marketing messages, write STOP in your WhatsApp chat with {business}.",
+        retry_title="Please try again",
+        retry="Open the link in your WhatsApp chat with {business} again and choose one of the two buttons.",
     ),
     "es": PageTexts(
         button_label="Darse de baja",
@@ -66,6 +70,8 @@ TEXTS: dict[str, PageTexts] = {
         invalid="El enlace está incompleto o ha sido modificado. Para dejar de recibir mensajes de marketing, escribe STOP en tu chat de WhatsApp con {business}.",
         expired_title="Este enlace ha caducado",
         expired="Los enlaces de baja funcionan durante {days} días. Para dejar de recibir mensajes de marketing, escribe STOP en tu chat de WhatsApp con {business}.",
+        retry_title="Inténtalo de nuevo",
+        retry="Abre otra vez el enlace en tu chat de WhatsApp con {business} y elige uno de los dos botones.",
     ),
     "pt": PageTexts(
         button_label="Cancelar inscrição",
@@ -84,6 +90,8 @@ TEXTS: dict[str, PageTexts] = {
         invalid="O link está incompleto ou foi alterado. Para parar de receber mensagens de marketing, escreva STOP no seu chat do WhatsApp com {business}.",
         expired_title="Este link expirou",
         expired="Os links de cancelamento valem por {days} dias. Para parar de receber mensagens de marketing, escreva STOP no seu chat do WhatsApp com {business}.",
+        retry_title="Tente novamente",
+        retry="Abra de novo o link no seu chat do WhatsApp com {business} e escolha um dos dois botões.",
     ),
     "hi": PageTexts(
         button_label="Unsubscribe karein",
@@ -102,6 +110,8 @@ TEXTS: dict[str, PageTexts] = {
         invalid="Link adhoora hai ya badla gaya hai. Marketing messages band karne ke liye {business} ke WhatsApp chat mein STOP likhein.",
         expired_title="Is link ki muddat khatam ho gayi",
         expired="Unsubscribe links {days} din tak chalte hain. Marketing messages band karne ke liye {business} ke WhatsApp chat mein STOP likhein.",
+        retry_title="Dobara koshish karein",
+        retry="{business} ke WhatsApp chat mein link phir se kholein aur dono buttons mein se ek chunein.",
     ),
     "fr": PageTexts(
         button_label="Se désabonner",
@@ -120,6 +130,8 @@ TEXTS: dict[str, PageTexts] = {
         invalid="Le lien est incomplet ou a été modifié. Pour ne plus recevoir de messages marketing, écrivez STOP dans votre conversation WhatsApp avec {business}.",
         expired_title="Ce lien a expiré",
         expired="Les liens de désabonnement sont valables {days} jours. Pour ne plus recevoir de messages marketing, écrivez STOP dans votre conversation WhatsApp avec {business}.",
+        retry_title="Veuillez réessayer",
+        retry="Rouvrez le lien dans votre conversation WhatsApp avec {business} et choisissez l'un des deux boutons.",
     ),
     "de": PageTexts(
         button_label="Abmelden",
@@ -138,6 +150,8 @@ TEXTS: dict[str, PageTexts] = {
         invalid="Der Link ist unvollständig oder wurde verändert. Um keine Werbenachrichten mehr zu erhalten, schreiben Sie STOP in Ihren WhatsApp-Chat mit {business}.",
         expired_title="Dieser Link ist abgelaufen",
         expired="Abmeldelinks gelten {days} Tage. Um keine Werbenachrichten mehr zu erhalten, schreiben Sie STOP in Ihren WhatsApp-Chat mit {business}.",
+        retry_title="Bitte versuchen Sie es erneut",
+        retry="Öffnen Sie den Link in Ihrem WhatsApp-Chat mit {business} noch einmal und wählen Sie eine der beiden Schaltflächen.",
     ),
     "id": PageTexts(
         button_label="Berhenti langganan",
@@ -156,6 +170,8 @@ TEXTS: dict[str, PageTexts] = {
         invalid="Tautan tidak lengkap atau telah diubah. Untuk berhenti menerima pesan promosi, tulis STOP di chat WhatsApp Anda dengan {business}.",
         expired_title="Tautan ini sudah kedaluwarsa",
         expired="Tautan berhenti langganan berlaku selama {days} hari. Untuk berhenti menerima pesan promosi, tulis STOP di chat WhatsApp Anda dengan {business}.",
+        retry_title="Silakan coba lagi",
+        retry="Buka lagi tautan di chat WhatsApp Anda dengan {business} dan pilih salah satu dari dua tombol.",
     ),
 }
 

@@ -14,6 +14,10 @@ bot/store/identities.py), so it may complete a customer but never join two:
 - both belong to the same customer: nothing to link;
 - they belong to two different customers, or one of them is a customer's former identifier
   (a changed number, a rotated BSUID): a conflict, reported with its line, and nothing is imported.
+
+A row with an identifier on the suppression list (a customer who asked to be forgotten, see
+bot.consent) is skipped, reported by line: importing it would bring back personal data the
+customer had erased, and marketing could never reach them anyway.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from bot.consent import OPT_OUT
+from bot.consent import OPT_OUT, identifier_suppressed
 from bot.schema import customer_identities, customers
 from bot.store.customers import ensure_customer
 from bot.store.identifiers import BSUID, PARENT_BSUID, Identifier
@@ -62,6 +66,7 @@ class ImportCounts:
     opt_outs: int  # new ones
     already_opted_out: int
     linked: int = 0  # identifiers attached to a customer that had another identifier
+    suppressed: tuple[int, ...] = ()  # lines skipped: an identifier on the suppression list
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +241,11 @@ def import_customers(
     """Write checked rows (`conflicts` found none) in the caller's transaction: one transaction
     makes it all or nothing."""
     created = updated = opt_outs = already = linked = 0
+    suppressed: list[int] = []
     for row in rows:
+        if any(identifier_suppressed(conn, identifier) for identifier in row.identifiers):
+            suppressed.append(row.line)
+            continue
         customer_key, is_new, attached = _customer_of(conn, row)
         created += is_new
         updated += not is_new
@@ -251,7 +260,7 @@ def import_customers(
                 already += not result.created
             else:
                 add_tag(conn, customer_key, tag, "import", None, at)
-    return ImportCounts(created, updated, opt_outs, already, linked)
+    return ImportCounts(created, updated, opt_outs, already, linked, tuple(suppressed))
 
 
 def _customer_of(conn: Connection, row: ImportRow) -> tuple[str, bool, int]:

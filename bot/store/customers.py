@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.engine import Connection
 
-from bot.consent import OPT_OUT, marketing_allowed, opt_out_request_open, opted_out
+from bot.consent import OPT_OUT, marketing_allowed, opt_out_request_open, opted_out, suppressed
 from bot.schema import consent_events, customers, opt_out_requests, tags
+from bot.store.evidence import evidence_record
 from bot.store.identities import ensure, family_ids, identities_of, merges_of, phone_of, resolve
 from bot.store.timestamps import iso, to_db
 
@@ -67,6 +68,21 @@ def ensure_customer(conn: Connection, who: str, name: str | None = None) -> tupl
     return customer.id, created
 
 
+def remember_language(conn: Connection, who: str, language: str) -> bool:
+    """The customer's language was detected (actions/language.py): keep it on their profile.
+    True when it changed; an unknown customer is left alone (nothing to attach it to)."""
+    customer = resolve(conn, who)
+    if customer is None:
+        return False
+    c = customers.c
+    changed = conn.execute(
+        update(customers)
+        .where(c.id == customer.id, or_(c.language.is_(None), c.language != language))
+        .values(language=language)
+    )
+    return changed.rowcount == 1
+
+
 def profile(conn: Connection, who: str) -> dict[str, Any] | None:
     """Everything the store knows about a customer, JSON-ready (times as ISO-8601 UTC strings).
 
@@ -97,7 +113,11 @@ def profile(conn: Connection, who: str) -> dict[str, Any] | None:
         .order_by(opt_out_requests.c.requested_at, opt_out_requests.c.id)
     ).all()
     status = conn.execute(
-        select(opted_out(customer.id).label("out"), opt_out_request_open(customer.id).label("open"))
+        select(
+            opted_out(customer.id).label("out"),
+            opt_out_request_open(customer.id).label("open"),
+            suppressed(customer.id).label("suppressed"),
+        )
     ).one()
     request = requests[0] if requests else None
     return {
@@ -105,11 +125,18 @@ def profile(conn: Connection, who: str) -> dict[str, Any] | None:
         "wa_id": phone_of(conn, customer.id),  # the active phone number, if any
         "name": row.name,
         "username": row.username,
+        "language": row.language,  # detected from their messages (actions/language.py); None: not yet
         "first_seen_at": iso(row.first_seen_at),
         "last_seen_at": iso(row.last_seen_at),
+        # Forgotten (`customers forget`): what is left is anonymous.
+        "erased_at": iso(row.erased_at),
         "marketing_allowed": marketing_allowed(
-            (OPT_OUT,) if status.out else (), opt_out_requested=bool(status.open)
+            (OPT_OUT,) if status.out else (),
+            opt_out_requested=bool(status.open),
+            suppressed=bool(status.suppressed),
         ),
+        # An identifier of theirs is on the suppression list (a forgotten customer's): no marketing.
+        "suppressed": bool(status.suppressed),
         "identities": [
             {
                 "kind": identity["kind"],
@@ -152,6 +179,7 @@ def profile(conn: Connection, who: str) -> dict[str, Any] | None:
                 "identifier_kind": event.identifier_kind,
                 "identifier_value": event.identifier_value,
                 "customer_key": keys[event.customer_id],
+                "evidence": evidence_record(event._mapping),
             }
             for event in event_rows
         ],

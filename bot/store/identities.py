@@ -51,6 +51,7 @@ from bot.store.identifiers import (
     new_customer_key,
     parse_human,
 )
+from bot.store.keyed_hash import hash_of
 from bot.store.timestamps import now, to_db
 
 ACTIVE = "active"
@@ -172,6 +173,36 @@ def address_of(conn: Connection, customer_id: int) -> Address | None:
         if value is not None:
             return Address(field, value)
     return None
+
+
+def live_ids(conn: Connection, customer_ids: Iterable[int]) -> dict[int, int]:
+    """Each customer's live customer (itself, or the one it was merged into), in one query."""
+    rows = conn.execute(select(_c.id, _c.merged_into).where(_c.id.in_(list(customer_ids))))
+    return {row.id: row.merged_into or row.id for row in rows}
+
+
+def addresses_of(conn: Connection, live_customer_ids: Iterable[int]) -> dict[int, Address]:
+    """`address_of` for many live customers in two queries (broadcast batches); the same choice:
+    phone number, else BSUID, else parent BSUID, the newest active one of the family."""
+    wanted = list(live_customer_ids)
+    members = conn.execute(
+        select(_c.id, _c.merged_into).where(or_(_c.id.in_(wanted), _c.merged_into.in_(wanted)))
+    )
+    family_of = {row.id: row.merged_into or row.id for row in members}
+    rows = conn.execute(
+        select(_ic.customer_id, _ic.kind, _ic.value)
+        .where(_ic.customer_id.in_(list(family_of)), _ic.status == ACTIVE)
+        .order_by(_ic.last_seen_at.desc(), _ic.id.desc())
+    )
+    preference = {PHONE: 0, BSUID: 1, PARENT_BSUID: 2}
+    field = {PHONE: "to", BSUID: "recipient", PARENT_BSUID: "recipient"}
+    best: dict[int, tuple[int, Address]] = {}
+    for row in rows:  # newest first: the first of each kind wins
+        owner = family_of[row.customer_id]
+        rank = preference[row.kind]
+        if owner not in best or rank < best[owner][0]:
+            best[owner] = (rank, Address(field[row.kind], row.value))
+    return {owner: address for owner, (_, address) in best.items()}
 
 
 def phone_of(conn: Connection, customer_id: int) -> str | None:
@@ -384,6 +415,8 @@ def _insert_identity(
             "first_seen_at": at,
             "last_seen_at": at,
             "superseded_at": at if status == SUPERSEDED else None,
+            # Recorded with the identity, so that the suppression list can be matched in SQL.
+            "keyed_hash": hash_of(identifier),
         },
     )
 

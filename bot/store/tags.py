@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Row
@@ -34,6 +34,7 @@ from bot.consent import OPT_OUT, OPT_OUT_EVENT, OPT_OUT_REPEATED, check_source
 from bot.db import insert_or_ignore
 from bot.schema import consent_events, customers, tags
 from bot.store.customers import ensure_customer
+from bot.store.evidence import ConsentEvidence, evidence_columns, evidence_record
 from bot.store.identifiers import Identifier, parse_human
 from bot.store.identities import family_ids, identities_of, phone_of
 from bot.store.opt_out_requests import OPTED_OUT, resolve_open_request
@@ -55,7 +56,8 @@ class OptOutResult:
 
 class OptOutRecord(NamedTuple):
     """One opted-out customer: its key, active phone number (None without one), every identifier
-    of its family (`kind:value`, active first) and its first opt-out."""
+    of its family (`kind:value`, active first), its first opt-out, and that opt-out's evidence
+    (`evidence_record`'s shape; empty parts for an opt-out recorded before evidence was kept)."""
 
     key: str
     wa_id: str | None
@@ -63,6 +65,7 @@ class OptOutRecord(NamedTuple):
     opted_out_at: datetime
     source: str
     message_id: str | None
+    evidence: dict[str, Any]
 
 
 def normalise_tag_name(raw: str) -> str:
@@ -82,9 +85,11 @@ def record_opt_out(
     name: str | None = None,
     detail: str | None = None,
     under: Identifier | None = None,
+    evidence: ConsentEvidence | None = None,
 ) -> OptOutResult:
     """The customer (`wa_id`: a key or any identifier) asked to stop marketing. Idempotent and safe
-    against concurrent calls. `under`: the identifier it was captured under, when `wa_id` is a key."""
+    against concurrent calls. `under`: the identifier it was captured under, when `wa_id` is a key;
+    `evidence`: what they said, were shown and answered (bot/store/evidence.py)."""
     check_source(source)
     at = to_db(at)
     customer_id, _ = ensure_customer(conn, wa_id, name)
@@ -95,7 +100,7 @@ def record_opt_out(
     # Also when the tag was there already: a request opened alongside it must not stay open.
     resolve_open_request(conn, customer_id, OPTED_OUT, message_id, at)
     if created:
-        _append_event(conn, customer_id, OPT_OUT_EVENT, source, message_id, detail, at, under)
+        _append_event(conn, customer_id, OPT_OUT_EVENT, source, message_id, detail, at, under, evidence)
         return OptOutResult(True, from_db(at), source, message_id)
     stored = stored or _first_opt_out(conn, customer_id)
     assert stored is not None
@@ -103,7 +108,7 @@ def record_opt_out(
     # The first opt-out delivered again is no repetition. Without a message id, nothing else would
     # stop it on PostgreSQL: the unique index there includes the kind, and this one's would differ.
     if not _same_event(first, source, message_id, at):
-        _append_event(conn, customer_id, OPT_OUT_REPEATED, source, message_id, detail, at, under)
+        _append_event(conn, customer_id, OPT_OUT_REPEATED, source, message_id, detail, at, under, evidence)
     return first
 
 
@@ -133,8 +138,10 @@ def record_consent_event(
     detail: str | None,
     at: datetime,
     under: Identifier | None = None,
+    evidence: ConsentEvidence | None = None,
 ) -> bool:
-    """Add a consent event other than an opt-out (e.g. Meta's `resume` or `signup`).
+    """Add a consent event other than an opt-out (e.g. Meta's `resume` or `signup`, or the
+    customer's "no" to the confirmation, `kept_marketing`).
 
     History only: an OPT_OUT tag stays. Returns False for a redelivery (see the module docstring).
     """
@@ -146,7 +153,7 @@ def record_consent_event(
     check_source(source)
     customer_id, _ = ensure_customer(conn, wa_id)
     under = under or _identifier_given(conn, wa_id)
-    return _append_event(conn, customer_id, kind, source, message_id, detail, to_db(at), under)
+    return _append_event(conn, customer_id, kind, source, message_id, detail, to_db(at), under, evidence)
 
 
 def add_tag(
@@ -190,7 +197,22 @@ def iter_opt_outs(conn: Connection) -> Iterator[OptOutRecord]:
             from_db(row.added_at),
             row.source,
             row.message_id,
+            _first_opt_out_evidence(conn, row.live_id),
         )
+
+
+def _first_opt_out_evidence(conn: Connection, customer_id: int) -> dict[str, Any]:
+    """The evidence of the family's first `opt_out` event (the one the tag was written with)."""
+    event = conn.execute(
+        select(consent_events)
+        .where(
+            consent_events.c.customer_id.in_(family_ids(conn, customer_id)),
+            consent_events.c.kind == OPT_OUT_EVENT,
+        )
+        .order_by(consent_events.c.occurred_at, consent_events.c.id)
+        .limit(1)
+    ).first()
+    return evidence_record(event._mapping if event is not None else {"occurred_at": None})
 
 
 def _append_event(
@@ -202,6 +224,7 @@ def _append_event(
     detail: str | None,
     at: datetime,
     under: Identifier | None,
+    evidence: ConsentEvidence | None = None,
 ) -> bool:
     event = {
         "customer_id": customer_id,
@@ -213,6 +236,7 @@ def _append_event(
         "recorded_at": now(),
         "identifier_kind": under.kind if under else None,
         "identifier_value": under.value if under else None,
+        **evidence_columns(evidence),
     }
     return insert_or_ignore(conn, consent_events, event)
 

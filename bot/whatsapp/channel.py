@@ -33,6 +33,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.broadcast import BROADCAST_ID, deliveries
 from bot.business import business_name
 from bot.db import run_sync, transaction
 from bot.masking import mask_identifier, mask_message_id, mask_phone
@@ -45,9 +46,13 @@ from bot.whatsapp import inbox, signals
 from bot.whatsapp.cloud_api import NEEDS_PHONE_NUMBER, CloudApiClient, SendRejected
 from bot.whatsapp.config import WhatsAppConfig
 from bot.whatsapp.inbound import (
+    ButtonReply,
     InboundMessage,
+    ListReply,
     MalformedWebhook,
     OtherMessage,
+    QuickReply,
+    TextMessage,
     WebhookBatch,
     parse_webhook,
     split_by_number,
@@ -351,6 +356,11 @@ class WhatsAppInput(InputChannel):
             if isinstance(message, OtherMessage) and message.expects_answer:
                 await output.send_text_message(customer_key, await self._unsupported_reply(customer_key))
             return
+        # A reply quoting a broadcast's template (a tap on its quick reply, or a quoted answer)
+        # carries its wamid as context.id: the conversation learns which campaign it is about.
+        broadcast_id = None
+        if message.context_id:
+            broadcast_id = await run_sync(_broadcast_of, message.context_id)
         # Rasa carries on when the tracker store fails: with an empty conversation when reading it
         # failed (a "yes" would miss the confirmation form), in memory when saving it failed.
         with watch_turn() as watch:
@@ -361,18 +371,27 @@ class WhatsAppInput(InputChannel):
                     sender_id=customer_key,
                     input_channel=CHANNEL_NAME,
                     message_id=message.id,
-                    metadata=message_metadata(message),
+                    metadata=message_metadata(message, broadcast_id),
                 )
             )
         if watch.errors:
             raise TurnMustBeRetried("the tracker store failed during this turn") from watch.errors[0]
 
 
-def message_metadata(message: InboundMessage) -> dict[str, Any]:
+def _broadcast_of(wamid: str) -> str | None:
+    with transaction() as conn:
+        return deliveries.broadcast_of_message(conn, wamid)
+
+
+def message_metadata(message: InboundMessage, broadcast_id: str | None = None) -> dict[str, Any]:
     """What actions can read from `tracker.latest_message['metadata']`: `identifier_kind` and
-    `identifier_value` name the identifier the message came under (for the consent history)."""
+    `identifier_value` name the identifier the message came under, `words` what the customer sent
+    as they sent it (typed text before any cleaning, or the title of the button they tapped), for
+    the consent history and its evidence (actions/evidence.py); `broadcast_id` the broadcast whose
+    template the message replies to (None: no broadcast)."""
     preferred = message.sender.preferred
     return {
+        "words": words_of(message),
         "wa_id": message.wa_id,
         "user_id": message.sender.bsuid.value if message.sender.bsuid else None,
         "identifier_kind": preferred.kind,
@@ -381,7 +400,19 @@ def message_metadata(message: InboundMessage) -> dict[str, Any]:
         "username": message.sender.username,
         "message_id": message.id,
         "context_id": message.context_id,
+        BROADCAST_ID: broadcast_id,
         "phone_number_id": message.phone_number_id,
         "timestamp": message.timestamp,
         "message_type": type(message).__name__,
     }
+
+
+def words_of(message: InboundMessage) -> str | None:
+    """The customer's own words, or the label of the button or quick reply they tapped."""
+    if isinstance(message, TextMessage):
+        return message.body
+    if isinstance(message, ButtonReply | ListReply):
+        return message.title
+    if isinstance(message, QuickReply):
+        return message.text or message.payload
+    return None

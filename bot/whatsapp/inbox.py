@@ -106,15 +106,25 @@ def release(wamid: str) -> None:
         )
 
 
-def record_status(update_: StatusUpdate) -> bool:
-    """Store a delivery status unless it would move the message's status backwards.
+def record_status(conn: Connection, update_: StatusUpdate) -> bool:
+    """Store a delivery status unless it would move the message's status backwards, in the
+    caller's transaction (a webhook's statuses share one).
 
     Returns True when the stored status changed. Statuses arrive out of order (a `sent` after its
     `delivered`) and more than once; both are no-ops here.
     """
     if update_.status is DeliveryStatus.UNKNOWN:
         return False
-    values = {
+    values = _status_values(update_)
+    row = {"wamid": update_.message_id, "callback_data": update_.callback_data, **values}
+    if insert_or_ignore(conn, message_statuses, row):
+        return True
+    # The message already has a status: the rank check decides.
+    return _advance(conn, update_.message_id, values)
+
+
+def _status_values(update_: StatusUpdate) -> dict:
+    return {
         "recipient_id": update_.recipient_id,
         "status": update_.status.name.lower(),
         "rank": int(update_.status),
@@ -123,12 +133,6 @@ def record_status(update_: StatusUpdate) -> bool:
         "status_at": timestamps.from_unix(update_.timestamp),
         "updated_at": timestamps.now(),
     }
-    with transaction() as conn:
-        row = {"wamid": update_.message_id, "callback_data": update_.callback_data, **values}
-        if insert_or_ignore(conn, message_statuses, row):
-            return True
-        # The message already has a status: the rank check decides.
-        return _advance(conn, update_.message_id, values)
 
 
 def _advance(conn: Connection, wamid: str, values: dict) -> bool:

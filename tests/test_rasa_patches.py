@@ -1,0 +1,107 @@
+"""bot/rasa_patches.py through Rasa's own RemoteAction.run, against an action server on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import jsonschema
+import pytest
+from aiohttp import web
+from rasa.core.actions.action import RemoteAction
+from rasa.core.channels.channel import CollectingOutputChannel
+from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import SlotSet
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import EndpointConfig
+
+import bot.rasa_stores  # noqa: F401  (applies the patches, as endpoints.yml's stores do in Rasa)
+from bot import PROJECT_ROOT, rasa_patches
+
+DOMAIN = Domain.load(PROJECT_ROOT / "domain.yml")
+VALID = {"events": [{"event": "slot", "name": "already_opted_out", "value": False}], "responses": []}
+
+
+@pytest.fixture
+async def action_server() -> AsyncIterator[Callable[[dict[str, Any]], EndpointConfig]]:
+    """An action server that answers every call with the JSON it was last given."""
+    answer: dict[str, Any] = {}
+
+    async def webhook(request: web.Request) -> web.Response:
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def answering(result: dict[str, Any]) -> EndpointConfig:
+        answer.clear()
+        answer.update(result)
+        return EndpointConfig(f"http://127.0.0.1:{port}/webhook")
+
+    yield answering
+    await runner.cleanup()
+
+
+@pytest.fixture
+def schema_checks(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every check of a schema against its meta-schema by the validator class of Rasa's schema."""
+    validator_class = jsonschema.validators.validator_for(RemoteAction.action_response_format_spec())
+    check_schema = validator_class.check_schema
+    checked: list[dict[str, Any]] = []
+
+    def counting(cls: type, schema: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        checked.append(schema)
+        check_schema(schema, *args, **kwargs)
+
+    monkeypatch.setattr(validator_class, "check_schema", classmethod(counting))
+    rasa_patches.action_result_validator.cache_clear()
+    return checked
+
+
+async def run_action(endpoint: EndpointConfig) -> list[Any]:
+    tracker = DialogueStateTracker("16505551234", DOMAIN.slots)
+    return await RemoteAction("action_check_opt_out", endpoint).run(
+        CollectingOutputChannel(), TemplatedNaturalLanguageGenerator(DOMAIN.responses), tracker, DOMAIN
+    )
+
+
+def test_loading_the_stores_applies_the_patch():
+    assert RemoteAction._validate_action_result is rasa_patches.validate_action_result
+
+
+async def test_the_action_result_schema_is_checked_once_for_several_action_calls(
+    action_server, schema_checks
+):
+    # Rasa's own method checks the schema on every call: this count would be 2.
+    endpoint = action_server(VALID)
+    first = await run_action(endpoint)
+    second = await run_action(endpoint)
+
+    assert first == second == [SlotSet("already_opted_out", False)]
+    assert schema_checks == [RemoteAction.action_response_format_spec()]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"events": "not a list"},
+        {"events": [{"event": "slot", "name": "already_opted_out", "timestamp": "not a number"}]},
+        {"events": [], "responses": ["not an object"]},
+    ],
+)
+async def test_an_invalid_action_result_is_refused_with_the_same_error_as_rasas(action_server, result):
+    with pytest.raises(jsonschema.ValidationError) as refused:
+        await run_action(action_server(result))
+
+    with pytest.raises(jsonschema.ValidationError) as expected:
+        jsonschema.validate(result, RemoteAction.action_response_format_spec())
+    assert refused.value.message.startswith(expected.value.message)
+    assert refused.value.message.endswith("/custom-actions")
+    assert "Failed to validate Action server response" in refused.value.message
+    assert list(refused.value.absolute_path) == list(expected.value.absolute_path)
