@@ -1,5 +1,5 @@
-"""Publishing without servers: the gate, the publication log, model files, the swap's rollback on a
-failing replica (against stand-in Rasa servers), the load numbers, and the dashboard's page."""
+"""Publishing without servers: the gate, the publication log, model files, what stops a rollback
+before it contacts a replica, one publish at a time, the load numbers, and the dashboard's page."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import json
 import os
 import sys
 import tarfile
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,9 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bench.publish_load import Timed, during, summary
 from bench.stats import Attempt
+from bot.cli import main as cli_main
 from bot.dashboard.app import DashboardConfig, build_app
 from bot.publish import model_files, steps
-from bot.publish.flow import SwapFailed, swap
+from bot.publish.flow import Settings, rollback
 from bot.publish.gate import Evaluation, evaluation_from_report, publish_allowed
 from bot.publish.records import (
     INITIAL,
@@ -38,7 +37,7 @@ from bot.publish.records import (
 
 
 def evaluation(recall: float, fpr: float, digest: str = "abc") -> Evaluation:
-    return Evaluation("bench/data/opt_out_holdout_v2.yml", digest, recall, fpr, 0.95, 175, 175, 0, 1)
+    return Evaluation("bench/data/opt_out_holdout_v4.yml", digest, recall, fpr, 0.95, 210, 210, 0, 1)
 
 
 # --- the gate ---
@@ -165,86 +164,34 @@ def test_models_dir_comes_from_the_environment_or_defaults_to_models():
     assert model_files.models_dir({}).name == "models"
 
 
-# --- the swap, against stand-in Rasa servers ---
+# --- rollback: what is checked before any replica is contacted ---
+# (the swap itself, a wrong token, a replica down or dying half-way: tests/test_publish.py, real Rasa)
 
 
-class StandInRasa:
-    """PUT /model and GET /status with a token; `refuse` answers the PUT with 500."""
-
-    def __init__(self, refuse: bool = False) -> None:
-        self.loaded: list[str] = []
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _authorised(self) -> bool:
-                if "token=secret" not in self.path:
-                    self.send_response(401)
-                    self.end_headers()
-                    return False
-                return True
-
-            def do_PUT(self) -> None:
-                if not self._authorised():
-                    return
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if refuse:
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                stand_in.loaded.append(Path(body["model_file"]).stem.split(".")[0])
-                self.send_response(204)
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                if not self._authorised():
-                    return
-                body = json.dumps({"model_id": stand_in.loaded[-1] if stand_in.loaded else None}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def settings(tmp_path: Path) -> Settings:
+    # No Rasa listens on port 9: a rollback that got as far as the replicas would fail differently.
+    return Settings(project=tmp_path, models_dir=tmp_path, rasa_urls=("http://127.0.0.1:9",), token="t")
 
 
-@pytest.fixture
-def stand_ins() -> Iterator[list[StandInRasa]]:
-    servers = [StandInRasa(), StandInRasa(), StandInRasa(refuse=True)]
-    yield servers
-    for server in servers:
-        server.stop()
+def test_a_rollback_to_a_model_file_that_is_gone_contacts_no_replica_and_records_nothing(tmp_path, capsys):
+    log = settings(tmp_path).log_path
+    append(log, publication(1, INITIAL, model="gone"))
+    append(log, publication(2, previous=1))
+    assert rollback(settings(tmp_path)) == 1
+    assert "NOT ROLLED BACK: the model file of publication 1 is missing: /models/published/gone" in (
+        capsys.readouterr().out
+    )
+    assert [p.id for p in read_log(log)] == [1, 2]
 
 
-def test_replicas_are_loaded_in_turn_and_each_checked(stand_ins):
-    first, second, _ = stand_ins
-    loaded = swap((first.url, second.url), "secret", Path("/m/new.tar.gz"), "new", None)
-    assert [r.url for r in loaded] == [first.url, second.url]
-    assert first.loaded == second.loaded == ["new"]
-
-
-def test_when_a_replica_fails_the_ones_already_switched_go_back_to_the_previous_model(stand_ins):
-    first, second, failing = stand_ins
-    previous = publication(7, model="old")
-    with pytest.raises(SwapFailed, match="put back on the previous model old"):
-        swap((first.url, second.url, failing.url), "secret", Path("/m/new.tar.gz"), "new", previous)
-    assert first.loaded == second.loaded == ["new", "old"]
-
-
-def test_a_wrong_token_fails_the_swap_without_showing_the_token(stand_ins):
-    with pytest.raises(SwapFailed) as failure:
-        swap((stand_ins[0].url,), "not-the-token", Path("/m/new.tar.gz"), "new", None)
-    assert "401" in str(failure.value)
-    assert "not-the-token" not in str(failure.value)
+def test_a_second_publish_while_one_runs_changes_nothing(tmp_path, capsys):
+    with exclusive(settings(tmp_path).published_dir):
+        code = cli_main(
+            ["publish", "--rollback", "--models-dir", str(tmp_path), "--rasa-url", "http://127.0.0.1:9"]
+        )
+    assert code == 1
+    assert "NOT PUBLISHED: another publish or rollback is running" in capsys.readouterr().out
+    assert read_log(settings(tmp_path).log_path) == []
 
 
 # --- the load numbers ---

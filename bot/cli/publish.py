@@ -13,6 +13,7 @@ from bot import PROJECT_ROOT
 from bot.processes import Ports, auth_token
 from bot.publish.gate import TOLERANCE
 from bot.publish.model_files import models_dir
+from bot.publish.records import PublishBusy
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,4 +66,8 @@ def _publish(args: argparse.Namespace) -> int:
         force=args.force,
         tolerance=args.tolerance,
     )
-    return flow.rollback(settings) if args.rollback else flow.publish(settings)
+    try:
+        return flow.rollback(settings) if args.rollback else flow.publish(settings)
+    except PublishBusy as busy:
+        print(f"NOT PUBLISHED: {busy}; nothing was changed")
+        return 1

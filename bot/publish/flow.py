@@ -104,10 +104,20 @@ def swap(
         try:
             done.append(replicas.load(url, token, model, model_id))
         except replicas.ReplicaError as error:
-            reverted = _revert([r.url for r in done], token, fallback)
+            switched = [r.url for r in done] + ([url] if _runs(url, token, model_id) else [])
+            reverted = _revert(switched, token, fallback)
             raise SwapFailed(f"{error}\n{reverted}") from None
         print(f"  {url} runs {model_id} ({done[-1].seconds:.1f} s)", flush=True)
     return tuple(done)
+
+
+def _runs(url: str, token: str, model_id: str) -> bool:
+    """Whether a replica whose load failed runs the new model anyway: a PUT that timed out on our
+    side, or whose answer was lost, may still have swapped the model."""
+    try:
+        return replicas.loaded_model_id(url, token) == model_id
+    except replicas.ReplicaError:
+        return False  # unreachable: nothing to put back from here
 
 
 def _revert(urls: list[str], token: str, fallback: Publication | None) -> str:
@@ -276,9 +286,12 @@ def rollback(settings: Settings) -> int:
         if live is None or target is None:
             print("NOTHING TO ROLL BACK TO: no publication before the current one")
             return 1
+        model = Path(target.model_file)
+        if not model.is_file():  # checked here: every replica would refuse it, one after the other
+            print(f"NOT ROLLED BACK: the model file of publication {target.id} is missing: {model}")
+            return 1
         if not preflight(settings, live):
             return 1
-        model = Path(target.model_file)
         try:
             loaded = swap(settings.rasa_urls, settings.token, model, target.model_id, live)
         except SwapFailed as failure:
