@@ -255,7 +255,7 @@ def _resume(broadcast: deliveries.Broadcast, args: argparse.Namespace, audience:
 
 def default_workers(url: str, cores: int | None) -> int:
     """One worker per core, except on SQLite: there every worker is one more writer on a single
-    file lock, and two of them already starved the webhook's writes in the benchmark (README)."""
+    file lock, and two of them already starved the webhook's writes in the benchmark (docs/benchmarks.md)."""
     if url.startswith("sqlite"):
         return 1
     return cores or 1

@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
             "NOTE: no WhatsApp credentials, so the bot is wired to the simulator: replies go to a local "
             f"Graph API stand-in ({ports.stand_in_url}), never to a phone. Open the simulator once "
             "Rasa says it is up, write STOP and tap the confirmation. Set WHATSAPP_APP_SECRET, "
-            "WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID (README) to connect a real number."
+            "WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID (docs/operators.md) to connect a real number."
         )
     else:
         # A real token is not printed: it may be production's, and consoles end up in logs.
