@@ -13,11 +13,11 @@ cache can reuse:
   are the project's), and the copy gets the project's component cache, as a designer's checkout has:
   a response edit then restores the featurizers from the cache and trains DIET again (Rasa 3.6 does;
   the longest step of the module);
-- the worse candidate is the same data with DIET trained for 5 epochs instead of 40 (a config change:
+- the worse candidate is the same data with DIET trained for 1 epoch instead of 40 (a config change:
   only DIET trains again, the featurizers and the policies come from the cache). It still passes the
   test stories, which check the dialogue's actions (the test asserts that the refusal is the
-  evaluation's), and it is worse on the held-out set than the tolerance allows: it reads even
-  "hello" as nlu_fallback;
+  evaluation's). 5 epochs was not enough: "when in doubt, ask" kept it within the tolerance
+  (2026-12-02: recall 0.952, FPR 0.081 on held-out v4);
 - the two-replica measurement is the forced publish of that candidate (with the second edit), so
   the forced path is also the one measured; the one-replica measurement is the first publish.
 """
@@ -54,7 +54,7 @@ RATE = 6.0  # webhooks a second during a publish (the issue asks for at least 5)
 RESULTS = PROJECT_ROOT / "results" / "publish_load.json"
 PROJECT_FILES = ("config.yml", "domain.yml", "endpoints.yml", "data", "tests/stories")
 CACHE = Path(".rasa", "cache")  # Rasa's component cache, relative to the project it trains
-WORSE_DIET_EPOCHS = 5  # of 40
+WORSE_DIET_EPOCHS = 1  # of 40
 
 
 @dataclass
@@ -365,9 +365,10 @@ def test_a_candidate_with_a_worse_opt_out_evaluation_is_refused_and_nothing_is_l
 
 
 def test_a_forced_publish_reaches_two_replicas_one_at_a_time_while_webhooks_keep_coming(setup):
+    # An untrained model may read "hello" as anything: whatever it answers carries the release.
     set_greeting(setup.worse, release(2))
-    # The worse model reads "hello" as nlu_fallback: its answer to it carries the release too.
     set_response(setup.worse, "utter_default", "Release 2 did not get that. Write STOP to stop marketing.")
+    set_response(setup.worse, "utter_ask_opt_out_form_opt_out_decision", "Release 2 asks: stop marketing?")
 
     publication = publish_under_load(
         setup, [setup.a, setup.b], 4916320000000, "two_replicas", "--force", project=setup.worse
@@ -383,7 +384,7 @@ def test_a_forced_publish_reaches_two_replicas_one_at_a_time_while_webhooks_keep
     assert publication.previous == setup.log[-2].id
     assert setup.running(setup.a) == setup.running(setup.b) == publication.model_id
     assert greeting(setup.a, "4916300000020").startswith("Release 2")
-    assert greeting(setup.b, "4916300000021").startswith("Release 2")
+    assert greeting(setup.b, "4916300000021").startswith("Release 2")  # B answers with it too
     first, second = publication.replicas
     assert first.started_at + first.seconds <= second.started_at  # one at a time
 
