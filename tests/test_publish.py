@@ -11,8 +11,8 @@ on the frozen held-out sets), so the module is kept to three of them, and to wha
 cache can reuse:
 - the bot starts on the project's own `make train` model when it is up to date (the copy's inputs
   are the project's), and the copy gets the project's component cache, as a designer's checkout has:
-  a response edit then restores the featurizers from the cache and trains DIET again (Rasa 3.6 does;
-  the longest step of the module);
+  a publish restores the featurizers from the cache and trains DIET again (it did so even with nothing
+  edited: the longest step of the module);
 - the worse candidate is the same data with DIET trained for 1 epoch instead of 40 (a config change:
   only DIET trains again, the featurizers and the policies come from the cache). It still passes the
   test stories, which check the dialogue's actions (the test asserts that the refusal is the
