@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL   := 2
 
 .PHONY: help run test lint unit validate story-test train migrate install eval eval-cv eval-dev bench bench-turn \
-	bench-status bench-send lock clean publish
+	bench-status bench-send bench-broadcast-latency lock clean publish
 
 help:
 	@echo "make run    start the bot: action server + Rasa server with the WhatsApp channel"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench-turn    where a Rasa turn's CPU goes (py-spy profile of the opt-out flow)"
 	@echo "make bench-status  status webhooks/s and latency at 3x a broadcast's send rate"
 	@echo "make bench-send    broadcast workers: messages/s (unlimited, 1 and 2 workers; --rate 80)"
+	@echo "make bench-broadcast-latency  inbound webhook latency idle vs during an 80/s broadcast"
 	@echo "make lock   re-resolve requirements.in into requirements.lock"
 
 # --- setup: each step runs only when its inputs changed ------------------------------------
@@ -110,6 +111,9 @@ bench-send: migrate
 
 bench-status: install train
 	$(PY) -m bench.status_webhooks --model $(MODEL) --send-rate $(or $(SEND_RATE),80) --json results/status_webhooks.json
+
+bench-broadcast-latency: install train
+	$(PY) -m bench.broadcast_latency --model $(MODEL) --json results/broadcast_latency.json
 
 lock:
 	rm -rf /tmp/lock-venv && $$(scripts/find-python3.10) -m venv /tmp/lock-venv

@@ -13,8 +13,8 @@ what the webhook and the opt-out link call), spread over the second half of the 
 Runs: `--rate unlimited` with 1 worker and with 2 workers (N customers), then `--rate 80` with 2
 workers (`--rate-customers`, enough for a minute at 80/s). Reported per run: messages/s between
 the first and the last template at the stand-in, the command's wall time, messages that reached
-an opted-out customer (before the run, or after their opt-out was committed), and the load
-average. Targets: at least 500 messages/s unlimited; the rate-limited run within 5% of 80/s;
+an opted-out customer (before the run, or after their opt-out was committed), the CPU seconds
+per message of the command (its workers included) and of the stand-in, and the load average. Targets: at least 500 messages/s unlimited; the rate-limited run within 5% of 80/s;
 zero to opted-out customers. Reported as met / MISSED; the exit code is 0 whenever it ran.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from bench.stats import cpu_seconds
 from bot import PROJECT_ROOT
 
 FIRST_NUMBER = 4915300000000
@@ -151,9 +153,15 @@ def one_run(workdir: Path, count: int, rate: str, workers: int) -> dict[str, Any
             flush=True,
         )
         load_before = os.getloadavg()
+        # The command's CPU, its worker processes included (they are waited for, so their usage
+        # rolls up into ours), and the stand-in's: CPU per message holds on a loaded machine.
+        children_cpu = _children_cpu()
+        stand_in_cpu = cpu_seconds(graph.pid)
         started = time.monotonic()
         result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         seconds = time.monotonic() - started
+        command_cpu = _children_cpu() - children_cpu
+        stand_in_cpu = cpu_seconds(graph.pid) - stand_in_cpu
         load_after = os.getloadavg()
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-3000:]}")
@@ -181,6 +189,8 @@ def one_run(workdir: Path, count: int, rate: str, workers: int) -> dict[str, Any
         "messages_per_second": round((len(arrivals) - 1) / span, 1),
         "command_seconds": round(seconds, 1),
         "reached_opted_out": reached_opted_out,
+        "command_cpu_ms_per_message": round(command_cpu * 1000 / max(1, len(sent)), 3),
+        "stand_in_cpu_ms_per_message": round(stand_in_cpu * 1000 / max(1, len(sent)), 3),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "summary": result.stdout.strip().splitlines(),
@@ -188,10 +198,16 @@ def one_run(workdir: Path, count: int, rate: str, workers: int) -> dict[str, Any
     print(
         f"  {len(sent):,} templates in {span:.1f} s: {run['messages_per_second']} messages/s"
         f" (command {seconds:.1f} s); to opted-out customers: {reached_opted_out};"
-        f" twice: {run['customers_reached_twice']}; load {run['load_average_before']} -> {run['load_average_after']}",
+        f" twice: {run['customers_reached_twice']}; CPU ms/message: command (workers included)"
+        f" {run['command_cpu_ms_per_message']}, stand-in {run['stand_in_cpu_ms_per_message']}; load {run['load_average_before']} -> {run['load_average_after']}",
         flush=True,
     )
     return run
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:

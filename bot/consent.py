@@ -93,15 +93,27 @@ def marketing_allowed_clause(customers_table: FromClause) -> ColumnElement:
 
 
 def _family_has(table: Table, condition: ColumnElement, customer_id: ColumnElement | int) -> ColumnElement:
-    """SQL: a row of `table` (tags, opt_out_requests) matching `condition` belongs to the family of
-    `customer_id` (the live customer: itself, or a customer merged into it). One EXISTS with a
-    join, so that a `customer_id` column correlates to the caller's query."""
+    """SQL: a row of `table` (tags, opt_out_requests, customer_identities) matching `condition`
+    belongs to the family of `customer_id` (the live customer: itself, or a customer merged into
+    it), correlated to the caller's query when `customer_id` is a column.
+
+    Two EXISTS, not one with `id = X OR merged_into = X`: with the OR, SQLite scanned the whole
+    table once per customer (about 1 ms per customer of a broadcast batch at 20,000 customers);
+    each half here is an index search (the table's customer_id, ix_customers_merged_into)."""
     member = customers.alias("family_member")
-    return exists(
-        select(member.c.id)
-        .select_from(table.join(member, member.c.id == table.c.customer_id))
-        .where(condition, or_(member.c.id == customer_id, member.c.merged_into == customer_id))
+    # correlate_except: the caller's query may itself read `table` (an identity, a tag).
+    own = exists(
+        select(table.c.customer_id)
+        .where(condition, table.c.customer_id == customer_id)
+        .correlate_except(table)
     )
+    merged = exists(
+        select(member.c.id)
+        .select_from(member.join(table, table.c.customer_id == member.c.id))
+        .where(condition, member.c.merged_into == customer_id)
+        .correlate_except(member, table)
+    )
+    return or_(own, merged)
 
 
 def opted_out(customer_id: ColumnElement | int) -> ColumnElement:
@@ -120,11 +132,12 @@ def suppressed(customer_id: ColumnElement | int) -> ColumnElement:
     or the customer is what an erasure left (its pending deliveries, its old opt-out link)."""
     on_list = customer_identities.c.keyed_hash.in_(select(suppressions.c.keyed_hash))
     member = customers.alias("erased_member")
-    erased = exists(
-        select(member.c.id).where(
-            member.c.erased_at.is_not(None),
-            or_(member.c.id == customer_id, member.c.merged_into == customer_id),
-        )
+    # Two EXISTS for the index searches, as in `_family_has`.
+    erased = or_(
+        exists(select(member.c.id).where(member.c.erased_at.is_not(None), member.c.id == customer_id)),
+        exists(
+            select(member.c.id).where(member.c.erased_at.is_not(None), member.c.merged_into == customer_id)
+        ),
     )
     return or_(erased, _family_has(customer_identities, on_list, customer_id))
 

@@ -14,6 +14,10 @@ means "this message type needs a phone number" and, as at Meta, hits `recipient`
 - POST   /_fake/hold  {"hold": true}   accept and record sends but answer none until released
          ({"hold": false}): a sender killed meanwhile has requests out and no answers
 
+With `FakeGraphState.status_webhooks` set (bench/broadcast_latency.py), it also does what WhatsApp
+does after accepting a message: posts the status webhooks sent, delivered and read, signed with
+the app secret, to the bot's webhook, one after the other.
+
 Each record carries `received_at` (Unix seconds), for rate measurements.
 
 Run on its own: `python -m bot.fake_graph_api --port 8090` (it expects WHATSAPP_ACCESS_TOKEN).
@@ -24,13 +28,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+import uvloop
 from aiohttp import web
+
+from bot.whatsapp import meta_payloads as meta
+from bot.whatsapp.signature import HEADER, sign
 
 ERROR_TITLES = {
     130429: "Rate limit hit",
@@ -53,12 +63,49 @@ class ScriptedFailure:
 
 
 @dataclass
+class StatusWebhooks:
+    """Where and how to send the status webhooks of accepted messages; `answers` counts the
+    bot's HTTP statuses (0: no answer)."""
+
+    url: str
+    app_secret: str
+    answers: dict[int, int] = field(default_factory=dict)
+    _session: aiohttp.ClientSession | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def report(self, wamid: str, to: str, callback_data: str | None) -> None:
+        task = asyncio.create_task(self._post_all(wamid, to, callback_data))
+        self._tasks.add(task)  # a task nobody holds may be collected before it ran
+        task.add_done_callback(self._tasks.discard)
+
+    async def _post_all(self, wamid: str, to: str, callback_data: str | None) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        for status in ("sent", "delivered", "read"):
+            body = meta.status(wamid, to, status, callback_data=callback_data)
+            data = json.dumps(body).encode()
+            headers = {HEADER: sign(data, self.app_secret), "Content-Type": "application/json"}
+            try:
+                async with self._session.post(self.url, data=data, headers=headers) as response:
+                    await response.read()
+                    answer = response.status
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                answer = 0
+            self.answers[answer] = self.answers.get(answer, 0) + 1
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+@dataclass
 class FakeGraphState:
     token: str = "test-access-token"
     sent: list[dict[str, Any]] = field(default_factory=list)
     failures: list[ScriptedFailure] = field(default_factory=list)
     attempts: int = 0
     released: asyncio.Event | None = None  # set: answering; cleared: holding answers back
+    status_webhooks: StatusWebhooks | None = None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def next_failure(self, to: str, by_phone: bool) -> ScriptedFailure | None:
@@ -96,6 +143,8 @@ def build_app(state: FakeGraphState) -> web.Application:
                 "received_at": time.time(),
             }
         )
+        if state.status_webhooks is not None:
+            state.status_webhooks.report(wamid, str(to), body.get("biz_opaque_callback_data"))
         if state.released is not None:
             await state.released.wait()
         # A send response never names both identifiers (notes/whatsapp-bsuid.md, section 6).
@@ -183,6 +232,10 @@ class FakeGraphServer:
         self.port = site._server.sockets[0].getsockname()[1]  # the port the OS picked
 
     def stop(self) -> None:
+        if self.state.status_webhooks is not None:
+            asyncio.run_coroutine_threadsafe(self.state.status_webhooks.close(), self._loop).result(
+                timeout=10
+            )
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -196,7 +249,14 @@ def main() -> None:
     # The token to expect comes from the environment, as the bot's does: not on the command line,
     # which every local user can read (`ps`).
     token = os.environ.get("WHATSAPP_ACCESS_TOKEN") or "test-access-token"
-    web.run_app(build_app(FakeGraphState(token=token)), host="127.0.0.1", port=args.port, access_log=None)
+    # uvloop, as the broadcast worker: the benchmark's stand-in shares the machine's cores with it.
+    web.run_app(
+        build_app(FakeGraphState(token=token)),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        loop=uvloop.new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ customers = Table(
     CheckConstraint("merged_into IS NULL OR merged_into <> id", name="ck_customers_not_merged_into_self"),
     Column("language", String(8)),
     Column("erased_at", DateTime(timezone=True)),
+    # The consent rule's search for a customer's merged family (bot/consent.py, migration 0008).
+    Index("ix_customers_merged_into", "merged_into"),
 )
 
 # Every identifier WhatsApp gave us for a customer (bot/store/identities.py). A row never moves to

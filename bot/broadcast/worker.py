@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 50
 LANES = 4
 LEASE = timedelta(seconds=30)
-IDLE_POLL = 0.5
-MAX_DB_FAILURES = 10  # in a row: the database is down, not busy  # seconds between looks when the rest is claimed by others or waiting for a retry
+IDLE_POLL = 0.5  # seconds between looks when the rest is claimed by others or waiting for a retry
+MAX_DB_FAILURES = 10  # in a row: the database is down, not busy
 
 
 def batch_size(send_rate: float) -> int:
