@@ -30,9 +30,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import run_store
 from actions.marketing import confirming_opt_out
-from bot.broadcast import BROADCAST_ID, deliveries, sending
+from bot.broadcast import deliveries, sending
 from bot.broadcast.deliveries import SENT
 from bot.broadcast.sending import Campaign, Ready
+from bot.contract import ActionName, Entity, Slot
 from bot.masking import mask_identifier
 from bot.opt_out_link.settings import LinkSettings
 from bot.store.identities import resolve
@@ -60,7 +61,7 @@ def link_settings() -> LinkSettings:
 
 class ActionSendBroadcast(Action):
     def name(self) -> str:
-        return "action_send_broadcast"
+        return ActionName.SEND_BROADCAST
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -72,10 +73,10 @@ class ActionSendBroadcast(Action):
             return []
         # After a broadcast the bot waits for the customer, as the rule says; saying it here as
         # well spares Rasa a policy prediction per message (a seventh of its CPU per broadcast).
-        return [*await self._run(tracker), FollowupAction("action_listen")]
+        return [*await self._run(tracker), FollowupAction(ActionName.LISTEN)]
 
     async def _run(self, tracker: Tracker) -> list[EventType]:
-        broadcast_id = next(tracker.get_latest_entity_values(BROADCAST_ID), None)
+        broadcast_id = next(tracker.get_latest_entity_values(Entity.BROADCAST_ID), None)
         if not broadcast_id:
             logger.info("action_send_broadcast without a broadcast id: nothing to do")
             return []
@@ -107,7 +108,7 @@ class ActionSendBroadcast(Action):
         await run_store(sending.record, broadcast_id, [(item, finished)], now())
         if finished.state != SENT:
             return []
-        return [SlotSet("last_broadcast", campaign.broadcast.template)]
+        return [SlotSet(Slot.LAST_BROADCAST, campaign.broadcast.template)]
 
 
 def _claim_and_prepare(

@@ -10,18 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from bot.contract import CONSENT_SOURCE, Intent, MessageKind, Metadata, message_kind
 from bot.db import run_sync, transaction
 from bot.store.identifiers import Identifier
 
 T = TypeVar("T")
-
-# How the WhatsApp channel labels messages (metadata `message_type`) -> tag sources.
-SOURCE_BY_MESSAGE_TYPE = {
-    "QuickReply": "template",
-    "ButtonReply": "button",
-    "ListReply": "button",
-    "TextMessage": "text",
-}
 
 
 async def run_store(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -35,14 +28,14 @@ async def run_store(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def message_id_of(message: dict[str, Any]) -> str | None:
-    return (message.get("metadata") or {}).get("message_id") or message.get("message_id")
+    return (message.get("metadata") or {}).get(Metadata.MESSAGE_ID) or message.get("message_id")
 
 
 def identifier_of(message: dict[str, Any]) -> Identifier | None:
     """The identifier the WhatsApp channel says the message came under, if any."""
     metadata = message.get("metadata") or {}
     try:
-        return Identifier(metadata["identifier_kind"], metadata["identifier_value"])
+        return Identifier(metadata[Metadata.IDENTIFIER_KIND], metadata[Metadata.IDENTIFIER_VALUE])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -52,7 +45,7 @@ def optout_source(events: Iterable[dict[str, Any]]) -> str:
     for event in reversed(list(events)):
         if event.get("event") != "user":
             continue
-        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") == "opt_out":
-            message_type = (event.get("metadata") or {}).get("message_type")
-            return SOURCE_BY_MESSAGE_TYPE.get(message_type, "text")
-    return "text"
+        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") == Intent.OPT_OUT:
+            kind = message_kind(event.get("metadata"))
+            return CONSENT_SOURCE[kind or MessageKind.TEXT]
+    return CONSENT_SOURCE[MessageKind.TEXT]

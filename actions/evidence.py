@@ -16,10 +16,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from bot.contract import ActionName, Metadata, Response
 from bot.store.evidence import ConsentEvidence, Question
-
-CONFIRMATION = "utter_ask_opt_out_form_opt_out_decision"
-CHECK_ACTION = "action_check_opt_out"
 
 
 def opt_out_evidence(
@@ -27,14 +25,19 @@ def opt_out_evidence(
 ) -> ConsentEvidence:
     """Pure: the evidence of the opt-out being decided by `latest_message` (the answer, or in
     immediate mode the request itself)."""
-    check = _last_index(events, lambda e: e.get("event") == "action" and e.get("name") == CHECK_ACTION)
+    check = _last_index(
+        events, lambda e: e.get("event") == "action" and e.get("name") == ActionName.CHECK_OPT_OUT
+    )
     request = None
     if check is not None:
         request_at = _last_index(events[:check], lambda e: e.get("event") == "user")
         request = events[request_at] if request_at is not None else None
     asked = _last_index(
         events,
-        lambda e: e.get("event") == "bot" and (e.get("metadata") or {}).get("utter_action") == CONFIRMATION,
+        lambda e: (
+            e.get("event") == "bot"
+            and (e.get("metadata") or {}).get("utter_action") == Response.CONFIRMATION_QUESTION
+        ),
     )
     question = None
     if asked is not None and (check is None or asked > check):
@@ -53,7 +56,7 @@ def opt_out_evidence(
 def words_of(message: dict[str, Any], question: Question | None) -> str | None:
     """Pure: what the customer sent as they sent it: the channel's `words`, else the text Rasa
     heard; a payload ("/affirm") is named by its button's title when the question had it."""
-    words = (message.get("metadata") or {}).get("words")
+    words = (message.get("metadata") or {}).get(Metadata.WORDS)
     if words:
         return str(words)
     text = message.get("text")
@@ -67,7 +70,7 @@ def words_of(message: dict[str, Any], question: Question | None) -> str | None:
 def _question(event: dict[str, Any], context_id: str | None) -> Question:
     buttons = (event.get("data") or {}).get("buttons") or []
     return Question(
-        response=CONFIRMATION,
+        response=Response.CONFIRMATION_QUESTION,
         text=event.get("text") or "",
         buttons=tuple(str(button.get("title", "")) for button in buttons),
         payloads=tuple(str(button.get("payload", "")) for button in buttons),

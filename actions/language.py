@@ -18,14 +18,12 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.customer import run_store
-from bot.broadcast import BROADCAST_ID
+from bot.contract import Metadata, Slot
 from bot.language.detect import detect
 from bot.masking import mask_identifier
 from bot.store.customers import remember_language
 
 logger = logging.getLogger(__name__)
-
-SLOT = "language"
 
 
 def detected_language(message: dict[str, Any], allowed: list[str]) -> str | None:
@@ -47,13 +45,13 @@ def language_update(message: dict[str, Any], known: str | None, allowed: list[st
     language = detected_language(message, allowed)
     if language is None or language == known:
         return {}
-    return {SLOT: language}
+    return {Slot.LANGUAGE: language}
 
 
 def broadcast_update(message: dict[str, Any]) -> dict[str, Any]:
     """Pure: a reply to a broadcast sets the slot `broadcast_id` to it; other messages keep it."""
-    broadcast_id = (message.get("metadata") or {}).get(BROADCAST_ID)
-    return {BROADCAST_ID: broadcast_id} if broadcast_id else {}
+    broadcast_id = (message.get("metadata") or {}).get(Metadata.BROADCAST_ID)
+    return {Slot.BROADCAST_ID: broadcast_id} if broadcast_id else {}
 
 
 class ValidateSlotMappings(ValidationAction):
@@ -63,11 +61,11 @@ class ValidateSlotMappings(ValidationAction):
     async def extract_language(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        allowed = [str(v) for v in domain["slots"][SLOT].get("values") or []]
+        allowed = [str(v) for v in domain["slots"][Slot.LANGUAGE].get("values") or []]
         language = detected_language(tracker.latest_message, allowed)
         if language is not None:
             await _remember(tracker.sender_id, language)
-        return language_update(tracker.latest_message, tracker.get_slot(SLOT), allowed)
+        return language_update(tracker.latest_message, tracker.get_slot(Slot.LANGUAGE), allowed)
 
     async def extract_broadcast_id(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -79,13 +77,13 @@ class ValidateSlotMappings(ValidationAction):
     def validate_broadcast_id(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return {BROADCAST_ID: value}
+        return {Slot.BROADCAST_ID: value}
 
     def validate_language(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         # extract_language already decided; without this method the SDK warns on every change.
-        return {SLOT: value}
+        return {Slot.LANGUAGE: value}
 
 
 async def _remember(customer_key: str, language: str) -> None:

@@ -1,6 +1,6 @@
 """Marketing playbooks: messages the business starts, which an opted-out customer never gets.
 
-Every marketing action is a `MarketingAction`: its `run` asks `bot.consent.may_send_marketing`
+Every marketing action is a `MarketingAction`: its `run` asks `bot.store.marketing_consent.may_send_marketing`
 first and, for an opted-out customer (or one who asked to stop and has not confirmed, whether or not
 the confirmation is still running, or when consent cannot be checked), sends nothing and sets `marketing_suppressed` so the conversation shows why.
 Subclasses only say what to send. Each playbook is switched on or off in playbooks.yml
@@ -28,18 +28,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import playbooks
 from actions.customer import run_store
-from bot import consent
+from bot.contract import ActionName, Entity, Form, Response, Slot
 from bot.masking import mask_identifier
+from bot.store.marketing_consent import may_send_marketing
 
 logger = logging.getLogger(__name__)
-
-SUPPRESSED_SLOT = "marketing_suppressed"
-OPT_OUT_FORM = "opt_out_form"
 
 
 def confirming_opt_out(tracker: Tracker) -> bool:
     """The customer asked to stop and has not answered "are you sure?" yet: no marketing now."""
-    return tracker.active_loop_name == OPT_OUT_FORM
+    return tracker.active_loop_name == Form.OPT_OUT
 
 
 class MarketingAction(Action, ABC):
@@ -55,23 +53,23 @@ class MarketingAction(Action, ABC):
             on = playbooks.switched_on(self.playbook, playbook_names())
         except (OSError, ValueError, yaml.YAMLError):
             logger.exception("%s: cannot read the playbook switches; not sent", self.playbook)
-            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: playbook switches unreadable")]
+            return [SlotSet(Slot.MARKETING_SUPPRESSED, f"{self.playbook}: playbook switches unreadable")]
         if not on:
-            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: switched off in playbooks.yml")]
+            return [SlotSet(Slot.MARKETING_SUPPRESSED, f"{self.playbook}: switched off in playbooks.yml")]
         if confirming_opt_out(tracker):
             logger.info("%s: %s is confirming an opt-out; not sent", self.playbook, mask_identifier(wa_id))
-            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: customer is confirming an opt-out")]
+            return [SlotSet(Slot.MARKETING_SUPPRESSED, f"{self.playbook}: customer is confirming an opt-out")]
         try:
-            allowed = await run_store(consent.may_send_marketing, wa_id)
+            allowed = await run_store(may_send_marketing, wa_id)
         except (SQLAlchemyError, ValueError):
             # Fail closed: marketing that cannot be checked is not sent.
             logger.exception(
                 "%s: cannot check consent of %s; not sent", self.playbook, mask_identifier(wa_id)
             )
-            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: consent could not be checked")]
+            return [SlotSet(Slot.MARKETING_SUPPRESSED, f"{self.playbook}: consent could not be checked")]
         if not allowed:
             logger.info("%s: %s opted out; not sent", self.playbook, mask_identifier(wa_id))
-            return [SlotSet(SUPPRESSED_SLOT, f"{self.playbook}: customer opted out")]
+            return [SlotSet(Slot.MARKETING_SUPPRESSED, f"{self.playbook}: customer opted out")]
         return await self.send(dispatcher, tracker, domain)
 
     @abstractmethod
@@ -92,12 +90,12 @@ class ActionAbandonedCartReminder(MarketingAction):
     playbook = "abandoned_cart"
 
     def name(self) -> str:
-        return "action_abandoned_cart_reminder"
+        return ActionName.ABANDONED_CART_REMINDER
 
     async def send(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        items = next(tracker.get_latest_entity_values("cart_items"), None)
+        items = next(tracker.get_latest_entity_values(Entity.CART_ITEMS), None)
         # The wording lives in domain.yml; this only fills {cart_items} when the shop sent none.
-        dispatcher.utter_message(response="utter_abandoned_cart", cart_items=items or "some items")
+        dispatcher.utter_message(response=Response.ABANDONED_CART, cart_items=items or "some items")
         return []

@@ -25,13 +25,13 @@ from actions.customer import identifier_of, message_id_of, optout_source, run_st
 from actions.evidence import opt_out_evidence
 from actions.opt_out_mode import MODE, opts_out_at_once
 from bot.consent import KEPT_MARKETING
+from bot.contract import ActionName, Decision, Intent, Outcome, Slot, retry_turn
 from bot.masking import mask_identifier
 from bot.store.evidence import ConsentEvidence
 from bot.store.identifiers import Identifier
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import record_consent_event, record_opt_out
 from bot.store.timestamps import now
-from bot.turns import retry_turn
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,12 @@ logger = logging.getLogger(__name__)
 # 0.8 is chosen on the DEV sets (bench/data/*_dev.yml): no "no"/"unclear" answer was read as
 # affirm/opt_out above it, while typed "yes" in every language is far above it.
 YES_CONFIDENCE = 0.8
-YES_INTENTS = frozenset({"affirm", "opt_out"})
+YES_INTENTS = frozenset({Intent.AFFIRM, Intent.OPT_OUT})
 # A "no" is always safe to take (nothing is written, marketing may continue as before): a denial
 # or anything saying they want to keep receiving ("keep them", "I want more offers") is "no",
 # whatever its confidence above the FallbackClassifier's threshold (below it, NLU answers
 # nlu_fallback, which is unclear).
-NO_INTENTS = frozenset({"deny", "want_marketing"})
+NO_INTENTS = frozenset({Intent.DENY, Intent.WANT_MARKETING})
 # ...and a "yes" is not sure while the model gives "no" any real weight: a yes also needs the
 # intents of NO_INTENTS together below NO_DOUBT in the ranking. "I want more offers" can score
 # 0.88 as opt_out when the phrasing is new to the model (5-fold cross-validation), and then
@@ -67,7 +67,9 @@ QUESTION_MARKS = ("?", "？", "؟")
 YES_WORDS_FILE = Path(__file__).with_name("yes_words.yml")
 # Questions and complaints are answered by rules (data/rules.yml) and the confirmation is asked
 # again; they do not count as unclear answers.
-QUESTION_INTENTS = frozenset({"help", "bot_challenge", "order_help", "ask_offers", "complaint"})
+QUESTION_INTENTS = frozenset(
+    {Intent.HELP, Intent.BOT_CHALLENGE, Intent.ORDER_HELP, Intent.ASK_OFFERS, Intent.COMPLAINT}
+)
 MAX_UNCLEAR_ANSWERS = 2
 
 
@@ -79,7 +81,7 @@ class ActionCheckOptOut(Action):
     """
 
     def name(self) -> str:
-        return "action_check_opt_out"
+        return ActionName.CHECK_OPT_OUT
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -102,10 +104,10 @@ class ActionCheckOptOut(Action):
         # immediate mode a keyword or a stop button is itself the answer (actions/opt_out_mode.py).
         at_once = requested and opts_out_at_once(MODE, typed_text(tracker.latest_message.get("text") or ""))
         return [
-            SlotSet("already_opted_out", not requested),
-            SlotSet("opt_out_at_once", at_once),
-            SlotSet("opt_out_decision", "confirmed" if at_once else None),
-            SlotSet("opt_out_unclear_answers", 0),
+            SlotSet(Slot.ALREADY_OPTED_OUT, not requested),
+            SlotSet(Slot.OPT_OUT_AT_ONCE, at_once),
+            SlotSet(Slot.OPT_OUT_DECISION, Decision.CONFIRMED if at_once else None),
+            SlotSet(Slot.OPT_OUT_UNCLEAR_ANSWERS, 0),
         ]
 
 
@@ -131,16 +133,16 @@ def confirmation_answer(
     """
     sure = intent in YES_INTENTS and confidence >= YES_CONFIDENCE and doubt < NO_DOUBT
     if sure and (typed is None or plainly_yes(typed)):
-        return {"opt_out_decision": "confirmed"}
+        return {Slot.OPT_OUT_DECISION: Decision.CONFIRMED}
     if intent in NO_INTENTS or (confidence < NO_MAJORITY <= doubt):
-        return {"opt_out_decision": "kept"}
+        return {Slot.OPT_OUT_DECISION: Decision.KEPT}
     if intent in QUESTION_INTENTS or (intent or "").startswith("EXTERNAL_"):
         # Questions, and events from outside (a broadcast, a playbook), are not answers.
         return {}
     unclear = int(unclear_so_far) + 1
     if unclear >= MAX_UNCLEAR_ANSWERS:
-        return {"opt_out_unclear_answers": unclear, "opt_out_decision": "unclear"}
-    return {"opt_out_unclear_answers": unclear}
+        return {Slot.OPT_OUT_UNCLEAR_ANSWERS: unclear, Slot.OPT_OUT_DECISION: Decision.UNCLEAR}
+    return {Slot.OPT_OUT_UNCLEAR_ANSWERS: unclear}
 
 
 def decision_of(answer: dict[str, Any]) -> str:
@@ -148,7 +150,7 @@ def decision_of(answer: dict[str, Any]) -> str:
 
     A question (empty result) is not a yes: it is answered and the confirmation asked again.
     """
-    return {"confirmed": "yes", "kept": "no"}.get(answer.get("opt_out_decision"), "unclear")
+    return {Decision.CONFIRMED: "yes", Decision.KEPT: "no"}.get(answer.get(Slot.OPT_OUT_DECISION), "unclear")
 
 
 class ValidateOptOutForm(Action):
@@ -160,17 +162,17 @@ class ValidateOptOutForm(Action):
     """
 
     def name(self) -> str:
-        return "validate_opt_out_form"
+        return ActionName.VALIDATE_OPT_OUT_FORM
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if tracker.get_slot("requested_slot") != "opt_out_decision":
+        if tracker.get_slot("requested_slot") != Slot.OPT_OUT_DECISION:
             return []  # the form is only starting: the "stop" itself is not an answer
         parsed = tracker.latest_message.get("intent") or {}
         answer = confirmation_answer(
             parsed.get("name"),
-            tracker.get_slot("opt_out_unclear_answers") or 0,
+            tracker.get_slot(Slot.OPT_OUT_UNCLEAR_ANSWERS) or 0,
             _confidence(parsed),
             no_weight(tracker.latest_message.get("intent_ranking") or []),
             typed_text(tracker.latest_message.get("text") or ""),
@@ -246,17 +248,17 @@ class ActionOptOut(Action):
     """
 
     def name(self) -> str:
-        return "action_opt_out"
+        return ActionName.OPT_OUT
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        decision = tracker.get_slot("opt_out_decision")
-        if decision == "kept":
+        decision = tracker.get_slot(Slot.OPT_OUT_DECISION)
+        if decision == Decision.KEPT:
             return await self._keep(dispatcher, tracker)
-        if decision != "confirmed":
+        if decision != Decision.CONFIRMED:
             # No answer: the open request stays, and with it the suppression of marketing.
-            return [SlotSet("opt_out_outcome", "undecided")]
+            return [SlotSet(Slot.OPT_OUT_OUTCOME, Outcome.UNDECIDED)]
         wa_id = tracker.sender_id
         metadata = tracker.latest_message.get("metadata") or {}
         try:
@@ -269,20 +271,20 @@ class ActionOptOut(Action):
                 name=metadata.get("name"),
                 under=identifier_of(tracker.latest_message),
                 evidence=opt_out_evidence(
-                    tracker.events, tracker.latest_message, tracker.get_slot("language")
+                    tracker.events, tracker.latest_message, tracker.get_slot(Slot.LANGUAGE)
                 ),
             )
         except SQLAlchemyError:
             logger.exception("could not save the opt-out of %s", mask_identifier(wa_id))
             dispatcher.utter_message(json_message=retry_turn("could not save the opt-out"))
-            return [SlotSet("opt_out_outcome", "failed")]
+            return [SlotSet(Slot.OPT_OUT_OUTCOME, Outcome.FAILED)]
         logger.info(
             "%s opted out (%s, %s)",
             mask_identifier(wa_id),
             result.source,
             "new" if result.created else "already recorded",
         )
-        return [SlotSet("already_opted_out", True), SlotSet("opt_out_outcome", "opted_out")]
+        return [SlotSet(Slot.ALREADY_OPTED_OUT, True), SlotSet(Slot.OPT_OUT_OUTCOME, Outcome.OPTED_OUT)]
 
     async def _keep(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         """The customer answered "no": resolve their request, so that marketing may resume, and
@@ -296,15 +298,15 @@ class ActionOptOut(Action):
                 message_id=message_id_of(tracker.latest_message),
                 under=identifier_of(tracker.latest_message),
                 evidence=opt_out_evidence(
-                    tracker.events, tracker.latest_message, tracker.get_slot("language")
+                    tracker.events, tracker.latest_message, tracker.get_slot(Slot.LANGUAGE)
                 ),
             )
         except SQLAlchemyError:
             # Marketing stays suppressed (the safe side); WhatsApp redelivers the "no".
             logger.exception("could not save that %s keeps marketing", mask_identifier(wa_id))
             dispatcher.utter_message(json_message=retry_turn("could not save the answer"))
-            return [SlotSet("opt_out_outcome", "failed")]
-        return [SlotSet("opt_out_outcome", "kept")]
+            return [SlotSet(Slot.OPT_OUT_OUTCOME, Outcome.FAILED)]
+        return [SlotSet(Slot.OPT_OUT_OUTCOME, Outcome.KEPT)]
 
 
 def _keep_marketing(

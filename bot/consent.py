@@ -7,7 +7,7 @@ an identifier on the suppression list (or was erased).
 merged into it, bot/store/identities.py) counts as one. An opt-out recorded under a BSUID applies
 to the phone number it is later linked to, and the other way round, from the moment of the link;
 nothing is copied, the rule reads the whole family. Whatever identifier a sender is given (phone
-number, BSUID, parent BSUID or customer key), `may_send_marketing` resolves it to the customer
+number, BSUID, parent BSUID or customer key), `bot.store.marketing_consent.may_send_marketing` resolves it to the customer
 first, so it is the same answer for each.
 
 An open request (table opt_out_requests, bot/store/opt_out_requests.py) means the customer asked to
@@ -43,9 +43,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnElement, FromClause
 
 from bot.schema import customer_identities, customers, opt_out_requests, suppressions, tags
-from bot.store.identifiers import Identifier, parse_human
-from bot.store.identities import resolve
-from bot.store.keyed_hash import hash_of
 
 OPT_OUT = "OPT_OUT"
 
@@ -142,12 +139,6 @@ def suppressed(customer_id: ColumnElement | int) -> ColumnElement:
     return or_(erased, _family_has(customer_identities, on_list, customer_id))
 
 
-def identifier_suppressed(conn: Connection, identifier: Identifier) -> bool:
-    """Is this identifier on the suppression list (a forgotten customer's), whoever holds it now?"""
-    found = select(suppressions.c.keyed_hash).where(suppressions.c.keyed_hash == hash_of(identifier))
-    return conn.execute(found).first() is not None
-
-
 def customer_may_receive_marketing(conn: Connection, customer_id: int) -> bool:
     """The rule for a live customer's id."""
     row = conn.execute(
@@ -172,15 +163,3 @@ def customers_allowed_marketing(conn: Connection, live_customer_ids: Iterable[in
         )
     )
     return {row.id for row in rows}
-
-
-def may_send_marketing(conn: Connection, who: str) -> bool:
-    """`who`: a customer key, phone number, BSUID or parent BSUID. ValueError for anything else
-    rather than guess; an identifier nobody has is allowed unless it is on the suppression list
-    (see the module docstring)."""
-    customer = resolve(conn, who)
-    if customer is None:
-        return marketing_allowed(
-            (), opt_out_requested=False, suppressed=identifier_suppressed(conn, parse_human(who))
-        )
-    return customer_may_receive_marketing(conn, customer.id)

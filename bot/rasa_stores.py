@@ -12,8 +12,8 @@ the tracker store as `cls(host=<url:>, domain=..., event_broker=..., **<other ke
 store as `cls(endpoint_config=...)`, in `rasa run`, `rasa shell`, `rasa interactive` and
 `rasa export` alike (`rasa test core` keeps its trackers in memory and reads no stores). The agent
 then wraps the tracker store in a FailSafeTrackerStore, which turns a failed read into an empty
-conversation and a failed write into one kept in memory; `TurnWatch` lets the WhatsApp channel see
-such a failure and have WhatsApp retry the message instead.
+conversation and a failed write into one kept in memory; `bot.contract.watch_turn` lets the
+WhatsApp channel see such a failure and have WhatsApp retry the message instead.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -40,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from bot import VAR_DIR, rasa_patches
+from bot.contract import note_tracker_store_error
 from bot.private_files import private_dir, private_sqlite_file
 
 logger = logging.getLogger(__name__)
@@ -90,42 +89,12 @@ class TrackerStoreMisconfigured(RuntimeError):
     """TRACKER_STORE_URL cannot be used. Not an ImportError: Rasa would hide that one (see below)."""
 
 
-@dataclass
-class TurnWatch:
-    """The tracker store errors seen during one turn (Rasa's FailSafeTrackerStore swallows them)."""
-
-    errors: list[Exception] = field(default_factory=list)
-
-
-_turn_watch: ContextVar[TurnWatch | None] = ContextVar("tracker_store_turn_watch", default=None)
-
-
-@contextmanager
-def watch_turn() -> Iterator[TurnWatch]:
-    """Collect the tracker store errors of the turn run inside this block (same task, or tasks
-    started from it)."""
-    watch = TurnWatch()
-    token = _turn_watch.set(watch)
-    try:
-        yield watch
-    finally:
-        _turn_watch.reset(token)
-
-
-def tracker_store_failed() -> bool:
-    """True inside `watch_turn()` once the tracker store has failed during this turn."""
-    watch = _turn_watch.get()
-    return watch is not None and bool(watch.errors)
-
-
 @contextmanager
 def _noting_errors() -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        watch = _turn_watch.get()
-        if watch is not None:
-            watch.errors.append(error)
+        note_tracker_store_error(error)
         raise
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,12 +21,24 @@ from tests.servers import redis_server as start_redis_server
 os.environ.setdefault("ACTION_SERVER_TOKEN", "tests-action-server-token")
 
 
-@pytest.fixture
-def sqlite_url(tmp_path, monkeypatch) -> str:
-    """A fresh, migrated SQLite database that DATABASE_URL points at."""
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    monkeypatch.setenv("DATABASE_URL", url)
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database migrated to head once per session: running the migrations took most of
+    a store test's time, and a copy of the file is the same database."""
+    path = tmp_path_factory.mktemp("migrated") / "bot.sqlite3"
+    url = f"sqlite:///{path}"
     upgrade(url)
+    engine_for(url).dispose()  # the last connection closed: everything is in the file itself
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, monkeypatch, migrated_sqlite: Path) -> str:
+    """A fresh, migrated SQLite database that DATABASE_URL points at."""
+    path = tmp_path / "bot.sqlite3"
+    shutil.copy(migrated_sqlite, path)
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv("DATABASE_URL", url)
     return url
 
 
@@ -48,10 +62,16 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
 
 
-@pytest.fixture(scope="session")
-def postgres_url(postgres_server: PostgresServer) -> str:
-    """A fresh, empty (unmigrated) database on the session's PostgreSQL server."""
-    return postgres_server.create_database()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> str:
+    """A fresh, empty (unmigrated) database that DATABASE_URL points at, on SQLite and on the
+    session's PostgreSQL: migration tests take it to the revision they start from."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -84,6 +104,12 @@ def redis_server() -> Iterator[RedisServer]:
         pytest.skip(f"Redis not found (apt-get install redis-server): {reason}")
 
 
+# Fixtures that start a server process: a test using any of them, or the PostgreSQL half of a
+# fixture parametrised over both databases (it asks for the server at run time), is not in
+# `make fast`. Tests that start processes of their own say so with `pytest.mark.servers`.
+SERVER_FIXTURES = {"postgres_server", "redis_server", "own_postgres"}  # own_postgres: test_rasa_stores.py
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that starts the bot may wait STARTUP_TIMEOUT for Rasa to load its model (minutes on a
     busy shared machine), more than the suite's 300 s per test: its own timeout leaves room for
@@ -93,3 +119,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("rasa") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(STARTUP_TIMEOUT + 300))
+        if _starts_a_server(item):
+            item.add_marker(pytest.mark.servers)
+
+
+def _starts_a_server(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return bool(
+        item.get_closest_marker("rasa")
+        or SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        or (callspec and "postgresql" in callspec.params.values())
+    )

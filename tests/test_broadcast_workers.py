@@ -38,11 +38,13 @@ AT = datetime(2025, 3, 1, 10, 0, tzinfo=timezone.utc)
 PHONE_NUMBER_ID = "106540352242922"
 FIRST = 4916000000000
 
+pytestmark = pytest.mark.servers  # worker processes
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_db_url"
-    return request.getfixturevalue(fixture)
+
+@pytest.fixture
+def store(db_url: str) -> str:
+    """A migrated SQLite file or PostgreSQL database the workers share."""
+    return db_url
 
 
 def audience(count: int, opted_out=(), requested=()) -> list[str]:

@@ -16,11 +16,12 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.evidence import CHECK_ACTION, CONFIRMATION, opt_out_evidence, words_of
+from actions.evidence import opt_out_evidence, words_of
 from actions.language import detected_language
 from actions.opt_out import ActionOptOut
 from bot.cli import main
 from bot.cli.opt_out_export import EXPORT_HEADER, evidence_cells
+from bot.contract import ActionName, Response
 from bot.dashboard.evidence import evidence_document, evidence_summary
 from bot.db import transaction
 from bot.spreadsheet import SafeCsvWriter
@@ -49,7 +50,7 @@ def question(text: str = QUESTION_TEXT, buttons: list[dict] = BUTTONS) -> dict:
         "event": "bot",
         "text": text,
         "data": {"buttons": buttons},
-        "metadata": {"utter_action": CONFIRMATION},
+        "metadata": {"utter_action": Response.CONFIRMATION_QUESTION},
     }
 
 
@@ -62,7 +63,7 @@ def flow(answer: dict, *, asked: list[dict] | None = None) -> list[dict]:
     return [
         action("action_listen"),
         REQUEST,
-        action(CHECK_ACTION),
+        action(ActionName.CHECK_OPT_OUT),
         action("opt_out_form"),
         *(asked if asked is not None else [question()]),
         action("action_listen"),
@@ -81,7 +82,11 @@ def test_a_button_answer_names_the_request_the_question_shown_and_the_button():
     assert found.requested_at == datetime.fromtimestamp(ASKED_AT, timezone.utc)
     assert found.request_message_id == "wamid.req"
     assert found.question == Question(
-        CONFIRMATION, QUESTION_TEXT, ("Sí, pararlos", "No, seguir"), ("/affirm", "/deny"), "wamid.q"
+        Response.CONFIRMATION_QUESTION,
+        QUESTION_TEXT,
+        ("Sí, pararlos", "No, seguir"),
+        ("/affirm", "/deny"),
+        "wamid.q",
     )
     assert found.answer == "Sí, pararlos"
 
@@ -110,7 +115,7 @@ def test_an_immediate_opt_out_has_the_request_and_no_question():
     events = [
         *flow(user("/deny", "No, seguir", "wamid.old", ASKED_AT - 99)),
         stop,
-        action(CHECK_ACTION),
+        action(ActionName.CHECK_OPT_OUT),
         action("opt_out_form"),
     ]
     found = opt_out_evidence(events, stop, "es")
@@ -137,7 +142,9 @@ def test_columns_and_record_round_trip():
         "BAJA",
         datetime.fromtimestamp(ASKED_AT, timezone.utc),
         "wamid.req",
-        Question(CONFIRMATION, QUESTION_TEXT, ("Sí", "No"), ("/affirm", "/deny"), "wamid.q"),
+        Question(
+            Response.CONFIRMATION_QUESTION, QUESTION_TEXT, ("Sí", "No"), ("/affirm", "/deny"), "wamid.q"
+        ),
         "Sí",
     )
     row = {
@@ -149,7 +156,7 @@ def test_columns_and_record_round_trip():
         "language": "es",
         "request": {"words": "BAJA", "at": "2026-07-02T13:46:40+00:00", "message_id": "wamid.req"},
         "question": {
-            "response": CONFIRMATION,
+            "response": Response.CONFIRMATION_QUESTION,
             "version": version_of(QUESTION_TEXT, ("Sí", "No"), ("/affirm", "/deny")),
             "text": QUESTION_TEXT,
             "buttons": ["Sí", "No"],
@@ -227,7 +234,11 @@ def test_evidence_prints_the_complete_record_and_writes_a_private_page(db_url, t
         datetime.fromtimestamp(ASKED_AT, timezone.utc),
         "wamid.req",
         Question(
-            CONFIRMATION, QUESTION_TEXT, ("Sí, pararlos", "No, seguir"), ("/affirm", "/deny"), "wamid.q"
+            Response.CONFIRMATION_QUESTION,
+            QUESTION_TEXT,
+            ("Sí, pararlos", "No, seguir"),
+            ("/affirm", "/deny"),
+            "wamid.q",
         ),
         "Sí, pararlos",
     )

@@ -146,13 +146,13 @@ def test_conversation_lines_keep_what_was_said_and_escape_it_on_the_page():
             "timestamp": 1714557600,
             "text": EVIL,
             "parse_data": {"intent": {"name": "opt_out"}},
-            "metadata": {"message_type": "TextMessage"},
+            "metadata": {"message_kind": "text"},
         },
         {"event": "bot", "timestamp": 1714557601, "text": "Sure?", "data": {"buttons": [{"title": "Yes"}]}},
     ]
     lines = conversation_lines(events)
     assert [(line.speaker, line.detail) for line in lines] == [
-        ("customer", "understood as opt_out, TextMessage"),
+        ("customer", "understood as opt_out, text"),
         ("bot", "buttons: Yes"),
     ]
     assert lines[0].at == datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)

@@ -23,7 +23,7 @@ from bot.broadcast import audience as audiences
 from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience
 from bot.cli import main
-from bot.consent import OPT_OUT, may_send_marketing
+from bot.consent import OPT_OUT
 from bot.db import engine_for, transaction
 from bot.grants import BOT_PRIVILEGES, grant_statements
 from bot.migrations import upgrade
@@ -31,6 +31,7 @@ from bot.schema import consent_events, tags
 from bot.store.customers import touch_customer
 from bot.store.identifiers import BSUID, PHONE, Identifier
 from bot.store.identities import ensure, identify, rotate
+from bot.store.marketing_consent import may_send_marketing
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import add_tag, record_opt_out
 from bot.whatsapp import inbox

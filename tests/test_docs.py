@@ -28,9 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SOURCE_DIRS = ("bot", "actions", "nlu_components", "rasa_sdk_plugins", "bench", "tests")
 
-# Written on the `publish` branch (the designers' guide); linked from here before it is merged.
-PENDING_PAGES = {"docs/conversation-design.md"}
-
 # Paths the docs name that the code creates at run time (git ignores them).
 GENERATED = ("results/", "var/", "models/", "/tmp/", ".venv/")
 
@@ -450,9 +447,6 @@ def test_every_relative_link_and_anchor_resolves() -> None:
                 continue
             file_part, _, anchor = target.partition("#")
             path = (page.path.parent / file_part).resolve() if file_part else page.path
-            relative = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-            if relative in PENDING_PAGES and not path.exists():
-                continue
             if not path.exists():
                 problems.append(f"{page.name}: {target}: no such file")
             elif anchor and anchor not in slugs(path.read_text()):

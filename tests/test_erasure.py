@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.broadcast import audience as audiences
 from bot.broadcast.audience import Audience
 from bot.cli import main
-from bot.consent import OPT_OUT, identifier_suppressed, may_send_marketing
+from bot.consent import OPT_OUT
 from bot.db import checkpoint, transaction
 from bot.schema import (
     consent_events,
@@ -39,6 +39,7 @@ from bot.store.evidence import ConsentEvidence, Question
 from bot.store.identifiers import BSUID, PHONE, Identifier
 from bot.store.identities import identify
 from bot.store.keyed_hash import hash_of, keyed_hash
+from bot.store.marketing_consent import identifier_suppressed, may_send_marketing
 from bot.store.opt_out_requests import request_opt_out
 from bot.store.tags import add_tag, record_opt_out
 

@@ -10,6 +10,7 @@ from bot.fake_graph_api import StatusWebhooks
 from bot.whatsapp.cloud_api import CloudApiClient
 from bot.whatsapp.outbound import text_messages
 from bot.whatsapp.signature import HEADER, SignatureCheck, check_signature
+from tests.loopback import serving_post
 
 SECRET = "status-webhook-secret"
 TO = "16505551234"
@@ -26,22 +27,15 @@ async def test_every_accepted_message_comes_back_as_three_signed_statuses(fake_g
             all_three.set()
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/webhook", webhook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    fake_graph.state.status_webhooks = StatusWebhooks(f"http://127.0.0.1:{port}/webhook", SECRET)
-    client = CloudApiClient(fake_graph.api_url, "106540352242922", "test-access-token")
-    try:
-        [body] = text_messages(TO, "hi")
-        sent = await client.send({**body, "biz_opaque_callback_data": "b-7"})
-        await all_three.wait()
-    finally:
-        await client.close()
-        await runner.cleanup()
+    async with serving_post(webhook) as url:
+        fake_graph.state.status_webhooks = StatusWebhooks(url, SECRET)
+        client = CloudApiClient(fake_graph.api_url, "106540352242922", "test-access-token")
+        try:
+            [body] = text_messages(TO, "hi")
+            sent = await client.send({**body, "biz_opaque_callback_data": "b-7"})
+            await all_three.wait()
+        finally:
+            await client.close()
     assert {check for check, _ in received} == {SignatureCheck.VALID}
     statuses = [p["entry"][0]["changes"][0]["value"]["statuses"][0] for _, p in received]
     assert [s["status"] for s in statuses] == ["sent", "delivered", "read"]

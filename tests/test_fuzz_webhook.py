@@ -47,6 +47,7 @@ FUZZ = settings(
     database=None,  # no example database under the project
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+pytestmark = pytest.mark.slow  # ~10,000 examples: `make test` runs them, `make fast` does not
 
 
 @dataclass

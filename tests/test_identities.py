@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from bot.consent import may_send_marketing
 from bot.db import get_engine, transaction
 from bot.schema import customer_identities, customer_merges, customers
 from bot.store.customers import profile
@@ -32,6 +31,7 @@ from bot.store.identities import (
     resolve,
     rotate,
 )
+from bot.store.marketing_consent import may_send_marketing
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import record_opt_out
 

@@ -9,12 +9,13 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from bot.consent import may_send_marketing
 from bot.db import engine_for, transaction
 from bot.migrations import alembic_config
 from bot.store.customers import profile
 from bot.store.identifiers import BSUID, Identifier, looks_like_new_key
 from bot.store.identities import address_of, identify, resolve
+from bot.store.marketing_consent import may_send_marketing
+from tests.databases import at_revision
 
 ADA, BEN = "16505551234", "4915112345678"
 AT = "2026-05-01 10:00:00"
@@ -38,21 +39,10 @@ OLD_ROWS = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def old_database(request, tmp_path, monkeypatch) -> str:
+@pytest.fixture
+def old_database(empty_db_url: str) -> str:
     """A database at revision 0004 holding OLD_ROWS; DATABASE_URL points at it."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    monkeypatch.setenv("DATABASE_URL", url)
-    command.upgrade(alembic_config(url), "0004")
-    with engine_for(url).begin() as conn:
-        for statement in OLD_ROWS:
-            conn.execute(text(statement))
-        if request.param == "postgresql":  # the rows above chose their ids
-            conn.execute(text("SELECT setval('customers_id_seq', 2)"))
-    return url
+    return at_revision(empty_db_url, "0004", OLD_ROWS, last_customer_id=2)
 
 
 def test_upgrade_keeps_every_customer_and_consent_record_under_its_old_number(old_database):

@@ -12,7 +12,6 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from bot.consent import may_send_marketing
 from bot.db import engine_for, transaction
 from bot.migrations import alembic_config
 from bot.store import erasure
@@ -20,7 +19,9 @@ from bot.store.customers import profile
 from bot.store.evidence import ConsentEvidence
 from bot.store.identifiers import PHONE, Identifier
 from bot.store.keyed_hash import hash_of
+from bot.store.marketing_consent import may_send_marketing
 from bot.store.tags import record_opt_out
+from tests.databases import at_revision
 
 ADA, BEN = "16505551234", "4915112345678"
 AT = "2026-05-01 10:00:00"
@@ -40,20 +41,10 @@ OLD_ROWS = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def old_database(request, tmp_path, monkeypatch) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    monkeypatch.setenv("DATABASE_URL", url)
-    command.upgrade(alembic_config(url), "0005")
-    with engine_for(url).begin() as conn:
-        for statement in OLD_ROWS:
-            conn.execute(text(statement))
-        if request.param == "postgresql":
-            conn.execute(text("SELECT setval('customers_id_seq', 2)"))
-    return url
+@pytest.fixture
+def old_database(empty_db_url: str) -> str:
+    """A database at revision 0005 holding OLD_ROWS; DATABASE_URL points at it."""
+    return at_revision(empty_db_url, "0005", OLD_ROWS, last_customer_id=2)
 
 
 def test_upgrade_keeps_the_records_and_hashes_every_identity(old_database):

@@ -15,7 +15,6 @@ from sanic import Sanic
 
 from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience
-from bot.consent import may_send_marketing
 from bot.db import transaction
 from bot.opt_out_link.routes import is_cross_site
 from bot.opt_out_link.settings import LinkSettings
@@ -24,6 +23,7 @@ from bot.opt_out_link.token import LinkClaim, csrf_value, issue
 from bot.store.customers import profile, remember_language
 from bot.store.identifiers import parse_human
 from bot.store.identities import ensure, identify
+from bot.store.marketing_consent import may_send_marketing
 from bot.store.timestamps import now
 from tests.whatsapp_app import make_app
 

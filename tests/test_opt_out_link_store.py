@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from bot import consent
 from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience
 from bot.db import transaction
@@ -17,6 +16,7 @@ from bot.opt_out_link import store
 from bot.opt_out_link.token import LinkClaim
 from bot.store.identifiers import parse_human
 from bot.store.identities import ensure, identify, live
+from bot.store.marketing_consent import may_send_marketing
 from bot.store.tags import add_tag, record_opt_out
 from bot.store.timestamps import now
 
@@ -53,7 +53,7 @@ def status_pairs_phone_and_bsuid() -> int:
 
 def may_send(who: str) -> bool:
     with transaction() as conn:
-        return consent.may_send_marketing(conn, who)
+        return may_send_marketing(conn, who)
 
 
 def test_a_token_of_a_customer_merged_since_opts_out_the_merged_customer(sqlite_url: str) -> None:

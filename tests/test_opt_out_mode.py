@@ -44,7 +44,7 @@ def test_only_immediate_mode_skips_the_question_and_only_for_keywords_and_taps()
 
 
 def stop_request(text: str) -> Tracker:
-    metadata = {"message_id": "wamid.1", "message_type": "TextMessage"}
+    metadata = {"message_id": "wamid.1", "message_kind": "text"}
     latest = {"intent": {"name": "opt_out", "confidence": 0.99}, "text": text, "metadata": metadata}
     events = [{"event": "user", "parse_data": latest, "metadata": metadata}]
     return Tracker("4915100000009", {}, latest, events, False, None, {}, None)

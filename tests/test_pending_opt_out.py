@@ -25,11 +25,12 @@ from actions.opt_out import ActionCheckOptOut, ActionOptOut
 from bot.broadcast import audience as audiences
 from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience, Selection
-from bot.consent import OPT_OUT, marketing_allowed, may_send_marketing
+from bot.consent import OPT_OUT, marketing_allowed
 from bot.dashboard import pages, queries
 from bot.db import transaction
 from bot.schema import broadcast_deliveries, customer_identities, opt_out_requests
 from bot.store.customers import ensure_customer, profile
+from bot.store.marketing_consent import may_send_marketing
 from bot.store.opt_out_requests import keep_marketing, request_opt_out
 from bot.store.tags import record_opt_out
 from bot.whatsapp import meta_payloads as meta
@@ -177,7 +178,7 @@ async def test_the_playbook_guard_sends_nothing_while_the_customer_decides(sqlit
 
 
 def conversation(wa_id: str, intent: str, wamid: str, decision: str | None = None) -> Tracker:
-    metadata = {"message_id": wamid, "message_type": "TextMessage"}
+    metadata = {"message_id": wamid, "message_kind": "text"}
     latest = {"intent": {"name": intent, "confidence": 0.99}, "metadata": metadata}
     events = [{"event": "user", "parse_data": {"intent": {"name": "opt_out"}}, "metadata": metadata}]
     return Tracker(wa_id, {"opt_out_decision": decision}, latest, events, False, None, {}, "opt_out_form")

@@ -18,6 +18,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 import bot.rasa_stores  # noqa: F401  (applies the patches, as endpoints.yml's stores do in Rasa)
 from bot import PROJECT_ROOT, rasa_patches
+from tests.loopback import serving_post
 
 DOMAIN = Domain.load(PROJECT_ROOT / "domain.yml")
 VALID = {"events": [{"event": "slot", "name": "already_opted_out", "value": False}], "responses": []}
@@ -31,21 +32,14 @@ async def action_server() -> AsyncIterator[Callable[[dict[str, Any]], EndpointCo
     async def webhook(request: web.Request) -> web.Response:
         return web.json_response(answer)
 
-    app = web.Application()
-    app.router.add_post("/webhook", webhook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with serving_post(webhook) as url:
 
-    def answering(result: dict[str, Any]) -> EndpointConfig:
-        answer.clear()
-        answer.update(result)
-        return EndpointConfig(f"http://127.0.0.1:{port}/webhook")
+        def answering(result: dict[str, Any]) -> EndpointConfig:
+            answer.clear()
+            answer.update(result)
+            return EndpointConfig(url)
 
-    yield answering
-    await runner.cleanup()
+        yield answering
 
 
 @pytest.fixture

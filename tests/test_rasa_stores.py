@@ -18,6 +18,7 @@ from rasa.utils.endpoints import read_endpoint_config
 from sqlalchemy import text
 
 from bot import PROJECT_ROOT
+from bot.contract import watch_turn
 from bot.rasa_stores import (
     DEFAULT_TRACKER_STORE_URL,
     AtomicRedisLockStore,
@@ -26,7 +27,6 @@ from bot.rasa_stores import (
     lock_store_for,
     redis_lock_settings,
     tracker_store_url,
-    watch_turn,
 )
 from tests.servers import PostgresServer, PostgresUnavailable, RedisServer, postgres_server
 

@@ -10,18 +10,13 @@ from sqlalchemy import select, text
 
 from bot.db import get_engine, transaction
 from bot.schema import inbound_messages
-from bot.store.identities import conversation_id, ensure
+from bot.store.identities import conversation_id
 from bot.whatsapp import inbox
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER
-from tests.whatsapp_app import VERIFY_TOKEN, WEBHOOK, make_app, post, signed
+from tests.whatsapp_app import VERIFY_TOKEN, WEBHOOK, by, make_app, post, signed
 
 CUSTOMER = "16505551234"
-
-
-def by(who: str):
-    """`inbox.claim`'s sender: the customer with this identifier (created if new)."""
-    return lambda conn: ensure(conn, who)[0]
 
 
 @pytest.fixture

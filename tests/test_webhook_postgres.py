@@ -16,17 +16,11 @@ from sqlalchemy import func, select, text
 
 from bot.db import get_engine
 from bot.schema import consent_events, customers, inbound_messages, tags
-from bot.store.identities import ensure
 from bot.whatsapp import inbox
 from bot.whatsapp import meta_payloads as meta
-from tests.whatsapp_app import make_app, post
+from tests.whatsapp_app import by, make_app, post
 
 CUSTOMER = "16505551234"
-
-
-def by(who: str):
-    """`inbox.claim`'s sender: the customer with this identifier (created if new)."""
-    return lambda conn: ensure(conn, who)[0]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 
 from bot.opt_out_link.settings import LinkSettings
+from bot.store.identities import ensure
 from bot.whatsapp.channel import WhatsAppInput
 from bot.whatsapp.config import WhatsAppConfig
 from bot.whatsapp.signature import HEADER, sign
@@ -76,3 +77,8 @@ async def post(app: Sanic, payload: Any, headers: dict[str, str] | None = None) 
         WEBHOOK, content=body, headers=signed_headers if headers is None else headers
     )
     return response
+
+
+def by(who: str):
+    """`inbox.claim`'s sender: the customer with this identifier (created if new)."""
+    return lambda conn: ensure(conn, who)[0]

@@ -15,8 +15,6 @@ single send (`action_send_broadcast`, Rasa's trigger_intent for one customer) ta
 - report.py      where a broadcast stands, with delivery statuses from the webhooks
 
 A reply to a broadcast (quoting its template's wamid) reaches Rasa with the broadcast's id in the
-message metadata and the slot `broadcast_id`: BROADCAST_ID names all three (and the entity of
-the single send's EXTERNAL_send_broadcast).
+message metadata and the slot `broadcast_id` (bot.contract names both, and the entity of the
+single send's EXTERNAL_send_broadcast).
 """
-
-BROADCAST_ID = "broadcast_id"

@@ -142,7 +142,8 @@ def create(
         update(broadcasts).where(broadcasts.c.id == broadcast_id).values(excluded_opted_out=excluded)
     )
     found = get(conn, broadcast_id)
-    assert found is not None
+    if found is None:  # inserted above in this very transaction
+        raise RuntimeError(f"broadcast {broadcast_id} vanished while it was being created")
     return found
 
 

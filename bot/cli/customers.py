@@ -208,7 +208,8 @@ def _write_opt_outs(out: TextIO) -> int:
     with transaction() as conn:
         for record in iter_opt_outs(conn):
             customer = resolve(conn, record.key)
-            assert customer is not None  # iter_opt_outs yields live customers' keys
+            if customer is None:  # iter_opt_outs yields live customers' keys, in this transaction
+                raise RuntimeError(f"opted-out customer {record.key} vanished during the export")
             writer.writerow(opt_out_row(record, identities_of(conn, customer.id)))
             count += 1
     return count

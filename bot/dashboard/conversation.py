@@ -18,6 +18,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.broadcast.deliveries import Received
+from bot.contract import message_kind
 from bot.masking import mask_identifier
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ def conversation_lines(events: Iterable[dict[str, Any]]) -> list[Line]:
         text = str(event.get("text") or "")
         if kind == "user":
             intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-            message_type = (event.get("metadata") or {}).get("message_type")
-            details = [f"understood as {intent}" if intent else "", message_type or ""]
+            kind = message_kind(event.get("metadata"))
+            details = [f"understood as {intent}" if intent else "", kind.value if kind else ""]
             lines.append(Line(at, "customer", text, ", ".join(d for d in details if d)))
         else:
             lines.append(Line(at, "bot", text, _describe_bot_data(event.get("data") or {})))

@@ -34,11 +34,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bot.broadcast.template import template_message
-from bot.consent import may_send_marketing
 from bot.dashboard.bubbles import TEMPLATES_DIR, load_template, outbound_bubble
 from bot.db import run_sync, transaction
 from bot.store.identifiers import BSUID, Identifier
 from bot.store.identities import Address
+from bot.store.marketing_consent import may_send_marketing
 from bot.store.phone_numbers import normalise_wa_id
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.outbound import addressed
@@ -303,7 +303,7 @@ class Simulator:
             if not await run_sync(_may_send_marketing, customer.id):
                 note = (
                     "Promo not sent: this customer opted out or asked to stop and has not confirmed"
-                    " (bot.consent.may_send_marketing said no)."
+                    " (bot.store.marketing_consent.may_send_marketing said no)."
                 )
                 conversation.add(
                     Entry(f"note-{time.time_ns()}", "note", _now(), {"kind": "text", "text": note})

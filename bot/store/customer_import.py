@@ -31,11 +31,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from bot.consent import OPT_OUT, identifier_suppressed
+from bot.consent import OPT_OUT
 from bot.schema import customer_identities, customers
 from bot.store.customers import ensure_customer
 from bot.store.identifiers import BSUID, PARENT_BSUID, Identifier
 from bot.store.identities import ACTIVE, identify, live
+from bot.store.marketing_consent import identifier_suppressed
 from bot.store.phone_numbers import normalise_wa_id
 from bot.store.tags import add_tag, normalise_tag_name, record_opt_out
 

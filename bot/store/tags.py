@@ -103,7 +103,10 @@ def record_opt_out(
         _append_event(conn, customer_id, OPT_OUT_EVENT, source, message_id, detail, at, under, evidence)
         return OptOutResult(True, from_db(at), source, message_id)
     stored = stored or _first_opt_out(conn, customer_id)
-    assert stored is not None
+    if stored is None:
+        # The insert was refused, yet there is no OPT_OUT to point at: never report success (the
+        # transaction rolls back and the caller's retry path takes over).
+        raise RuntimeError(f"OPT_OUT for customer {customer_id} was neither written nor found")
     first = OptOutResult(False, from_db(stored.added_at), stored.source, stored.message_id)
     # The first opt-out delivered again is no repetition. Without a message id, nothing else would
     # stop it on PostgreSQL: the unique index there includes the kind, and this one's would differ.

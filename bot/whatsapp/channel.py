@@ -33,15 +33,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.broadcast import BROADCAST_ID, deliveries
+from bot.broadcast import deliveries
 from bot.business import business_name
+from bot.contract import CHANNEL_NAME, MessageKind, Metadata, retry_reason, tracker_store_failed, watch_turn
 from bot.db import run_sync, transaction
 from bot.masking import mask_identifier, mask_message_id, mask_phone
 from bot.opt_out_link import routes as opt_out_link
 from bot.opt_out_link.settings import LinkSettings
-from bot.rasa_stores import tracker_store_failed, watch_turn
 from bot.store.identities import Address, address_of, phone_of, resolve
-from bot.turns import RETRY_TURN_KEY
 from bot.whatsapp import inbox, signals
 from bot.whatsapp.cloud_api import NEEDS_PHONE_NUMBER, CloudApiClient, SendRejected
 from bot.whatsapp.config import WhatsAppConfig
@@ -71,7 +70,6 @@ from bot.whatsapp.unsupported import UnsupportedReplies, known_language
 
 logger = logging.getLogger(__name__)
 
-CHANNEL_NAME = "whatsapp"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Meta sends at most 3 MB
 
 
@@ -89,7 +87,8 @@ class WhatsAppOutput(OutputChannel):
 
     async def _send(self, recipient_id: str, bodies: list[dict[str, Any]]) -> None:
         """`recipient_id` is Rasa's sender id: the customer key (or any identifier of theirs)."""
-        if self.client is None:
+        client = self.client
+        if client is None:
             logger.error("cannot send to WhatsApp: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
             return
         if tracker_store_failed():
@@ -102,12 +101,11 @@ class WhatsAppOutput(OutputChannel):
             )
             return
         for body in bodies:
-            await self._send_one(recipient_id, addressed(body, address))
+            await self._send_one(client, recipient_id, addressed(body, address))
 
-    async def _send_one(self, recipient_id: str, body: dict[str, Any]) -> None:
-        assert self.client is not None
+    async def _send_one(self, client: CloudApiClient, recipient_id: str, body: dict[str, Any]) -> None:
         try:
-            await self.client.send(body)
+            await client.send(body)
         except SendRejected as error:
             if error.code != NEEDS_PHONE_NUMBER or "recipient" not in body:
                 raise
@@ -120,7 +118,7 @@ class WhatsAppOutput(OutputChannel):
                     mask_identifier(str(body["recipient"])),
                 )
                 return
-            await self.client.send(addressed(body, Address("to", phone)))
+            await client.send(addressed(body, Address("to", phone)))
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self._send(recipient_id, text_messages(recipient_id, text))
@@ -140,8 +138,9 @@ class WhatsAppOutput(OutputChannel):
         await self._send(recipient_id, [image_message(recipient_id, image)])
 
     async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
-        if RETRY_TURN_KEY in json_message:
-            raise TurnMustBeRetried(str(json_message[RETRY_TURN_KEY]))
+        reason = retry_reason(json_message)
+        if reason is not None:
+            raise TurnMustBeRetried(reason)
         # `custom: {whatsapp: {...}}` lets one response carry bodies for several channels.
         body = json_message.get(CHANNEL_NAME, json_message)
         await self._send(recipient_id, [custom_message(recipient_id, body)])
@@ -391,20 +390,32 @@ def message_metadata(message: InboundMessage, broadcast_id: str | None = None) -
     template the message replies to (None: no broadcast)."""
     preferred = message.sender.preferred
     return {
-        "words": words_of(message),
-        "wa_id": message.wa_id,
-        "user_id": message.sender.bsuid.value if message.sender.bsuid else None,
-        "identifier_kind": preferred.kind,
-        "identifier_value": preferred.value,
-        "name": message.name,
-        "username": message.sender.username,
-        "message_id": message.id,
-        "context_id": message.context_id,
-        BROADCAST_ID: broadcast_id,
-        "phone_number_id": message.phone_number_id,
-        "timestamp": message.timestamp,
-        "message_type": type(message).__name__,
+        Metadata.WORDS: words_of(message),
+        Metadata.WA_ID: message.wa_id,
+        Metadata.USER_ID: message.sender.bsuid.value if message.sender.bsuid else None,
+        Metadata.IDENTIFIER_KIND: preferred.kind,
+        Metadata.IDENTIFIER_VALUE: preferred.value,
+        Metadata.NAME: message.name,
+        Metadata.USERNAME: message.sender.username,
+        Metadata.MESSAGE_ID: message.id,
+        Metadata.CONTEXT_ID: message.context_id,
+        Metadata.BROADCAST_ID: broadcast_id,
+        Metadata.PHONE_NUMBER_ID: message.phone_number_id,
+        Metadata.TIMESTAMP: message.timestamp,
+        Metadata.MESSAGE_KIND: kind_of(message).value,
     }
+
+
+def kind_of(message: InboundMessage) -> MessageKind:
+    """What the customer did: tapped a template's quick reply, one of our buttons or list rows (even
+    one whose id is no longer ours: they tapped, they did not type), or typed."""
+    if isinstance(message, QuickReply):
+        return MessageKind.QUICK_REPLY
+    if isinstance(message, ButtonReply):
+        return MessageKind.BUTTON
+    if isinstance(message, ListReply):
+        return MessageKind.LIST
+    return MessageKind.TEXT
 
 
 def words_of(message: InboundMessage) -> str | None:

@@ -16,8 +16,7 @@ from typing import Any
 
 import yaml
 
-RESPONSE = "utter_unsupported_message"
-SLOT = "language"
+from bot.contract import Response, Slot
 
 
 @dataclass(frozen=True)
@@ -28,12 +27,14 @@ class UnsupportedReplies:
     @classmethod
     def from_domain(cls, domain: Mapping[str, Any]) -> UnsupportedReplies:
         by_language: dict[str, str] = {}
-        for variation in (domain.get("responses") or {}).get(RESPONSE) or ():
+        for variation in (domain.get("responses") or {}).get(Response.UNSUPPORTED_MESSAGE) or ():
             language = _language_condition(variation.get("condition") or [])
             by_language.setdefault(language, str(variation["text"]))
         if "" not in by_language:
-            raise ValueError(f"domain.yml: {RESPONSE} needs a variation without a condition")
-        slot = (domain.get("slots") or {}).get(SLOT) or {}
+            raise ValueError(
+                f"domain.yml: {Response.UNSUPPORTED_MESSAGE} needs a variation without a condition"
+            )
+        slot = (domain.get("slots") or {}).get(Slot.LANGUAGE) or {}
         return cls(by_language, slot.get("initial_value"))
 
     @classmethod
@@ -52,7 +53,7 @@ class UnsupportedReplies:
 def _language_condition(conditions: list[dict[str, Any]]) -> str:
     """The language a variation is for ("" for none): its condition on the slot `language`."""
     for condition in conditions:
-        if condition.get("type") == "slot" and condition.get("name") == SLOT:
+        if condition.get("type") == "slot" and condition.get("name") == Slot.LANGUAGE:
             return str(condition.get("value"))
     return ""
 
@@ -63,4 +64,4 @@ async def known_language(agent: Any, sender_id: str) -> str | None:
     if tracker_store is None:
         return None
     tracker = await tracker_store.retrieve(sender_id)
-    return None if tracker is None else tracker.get_slot(SLOT)
+    return None if tracker is None else tracker.get_slot(Slot.LANGUAGE)
