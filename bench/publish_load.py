@@ -63,6 +63,8 @@ def summary(
         "seconds": round(span, 1),
         "non_200": lost.non_200,
         "unanswered": lost.missing_replies,
+        "answered_200": len(attempts) - lost.non_200,
+        "replied": len(attempts) - lost.non_200 - lost.missing_replies,
         "latency_ms": latency_ms(timed),
         "during_swap": {"sent": len(swapping), "latency_ms": latency_ms(swapping)},
         "swap_windows_s": [round(end - start, 2) for start, end in windows],

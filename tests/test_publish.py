@@ -6,20 +6,17 @@ running, a missing model file) changes nothing.
 
 One bot for the module (two Rasa replicas on PostgreSQL and Redis, one action server) and one copy
 of the project that the tests edit; the tests run in file order, each building on the publications
-before it. Every publish really validates, trains, runs the test stories and evaluates (bench.nlu_eval
-on the frozen held-out sets), so the module is kept to three of them, and to what Rasa's component
-cache can reuse:
-- the bot starts on the project's own `make train` model when it is up to date (the copy's inputs
-  are the project's), and the copy gets the project's component cache, as a designer's checkout has:
-  a publish restores the featurizers from the cache and trains DIET again (it did so even with nothing
-  edited: the longest step of the module);
-- the worse candidate is the same data with DIET trained for 1 epoch instead of 40 (a config change:
-  only DIET trains again, the featurizers and the policies come from the cache). It still passes the
-  test stories, which check the dialogue's actions (the test asserts that the refusal is the
-  evaluation's). Measured 2026-12-02 on held-out v4: 1 epoch, recall 0.957 and false-positive rate
-  0.143 (the published model's: about 0.067); 5 epochs stayed within the tolerance (0.952, 0.081);
-- the two-replica measurement is the forced publish of that candidate (with the second edit), so
-  the forced path is also the one measured; the one-replica measurement is the first publish.
+before it. Every publish is the real command in a subprocess: it validates, trains, runs the test
+stories and evaluates (bench.nlu_eval on the gate's DEV sets). What keeps the module within minutes
+is the copy's config.yml: the same pipeline and policies with fewer epochs (DIET CHEAP_DIET_EPOCHS
+and TED CHEAP_TED_EPOCHS instead of 40; the test stories still pass, they check the dialogue), so a
+training takes about a minute instead of ten:
+- the bot starts on a model trained once from that copy (before anything is published);
+- the worse candidate is the copy with DIET at WORSE_DIET_EPOCHS (a config change; everything
+  else the same), reliably worse beyond the tolerance (numbers: docs/benchmarks.md);
+- its refused publish and the forced publish of the very same files (the two-replica measurement)
+  train the same inputs, so the second finds everything in Rasa's cache;
+- the one-replica measurement is the first publish.
 """
 
 from __future__ import annotations
@@ -36,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench.publish_load import summary, webhooks_while
 from bot import PROJECT_ROOT
@@ -45,22 +43,24 @@ from bot.publish.replicas import loaded_model_id
 from bot.publish.steps import QUIET
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import CONFIRM_TITLE, OPTED_OUT, asks_for_confirmation, last_text, opt_out_count
-from tests.rasa_servers import APP_SECRET, AUTH_TOKEN, MODEL, RunningBot, free_port, start_bot
+from tests.rasa_servers import APP_SECRET, AUTH_TOKEN, RunningBot, free_port, start_bot
 
-pytestmark = [pytest.mark.rasa, pytest.mark.timeout(3000)]
+pytestmark = [pytest.mark.rasa, pytest.mark.timeout(1800)]
 
 GREETING = "Hi! I'm the"
 RATE = 6.0  # webhooks a second during a publish (the issue asks for at least 5)
 RESULTS = PROJECT_ROOT / "results" / "publish_load.json"
 PROJECT_FILES = ("config.yml", "domain.yml", "endpoints.yml", "data", "tests/stories")
 CACHE = Path(".rasa", "cache")  # Rasa's component cache, relative to the project it trains
-WORSE_DIET_EPOCHS = 1  # of 40
+CHEAP_DIET_EPOCHS = 5  # of the project's 40
+CHEAP_TED_EPOCHS = 5  # of the project's 40
+WORSE_DIET_EPOCHS = 1
 
 
 @dataclass
 class Setup:
     project: Path
-    worse: Path  # the same project, DIET trained for WORSE_DIET_EPOCHS
+    worse: Path  # the same copy, DIET trained for WORSE_DIET_EPOCHS
     models: Path
     a: RunningBot
     b: RunningBot
@@ -112,25 +112,6 @@ def copy_project(target: Path) -> Path:
     return target
 
 
-def training_files(root: Path) -> list[Path]:
-    """What the Makefile's model depends on (TRAINING_FILES)."""
-    return [root / "config.yml", root / "domain.yml", *sorted((root / "data").rglob("*.yml"))]
-
-
-def up_to_date(model: Path, root: Path) -> bool:
-    """make's rule for `make train`: the model is newer than every file it is trained from."""
-    return model.exists() and all(f.stat().st_mtime <= model.stat().st_mtime for f in training_files(root))
-
-
-def first_model(project: Path, models: Path) -> Path:
-    """What the bot runs before anything is published: the project's model when `make train` is
-    up to date (the copy has the same inputs), else one trained from the copy."""
-    if not up_to_date(MODEL, PROJECT_ROOT):
-        return train(project, models, "current")
-    models.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy2(MODEL, models / "current.tar.gz"))
-
-
 def train(project: Path, out: Path, name: str) -> Path:
     command = [sys.executable, "-m", "rasa", "train", "--out", str(out), "--fixed-model-name", name]
     done = subprocess.run(
@@ -140,14 +121,14 @@ def train(project: Path, out: Path, name: str) -> Path:
     return out / f"{name}.tar.gz"
 
 
-def with_fewer_diet_epochs(project: Path, epochs: int) -> None:
-    config = project / "config.yml"
-    text = config.read_text(encoding="utf-8")
-    diet = "  - name: DIETClassifier\n    epochs: 40\n"
-    assert diet in text, "config.yml's DIETClassifier no longer starts with `epochs: 40`"
-    config.write_text(
-        text.replace(diet, f"  - name: DIETClassifier\n    epochs: {epochs}\n"), encoding="utf-8"
-    )
+def with_epochs(project: Path, *, diet: int, ted: int) -> None:
+    """The copy's config.yml with fewer DIET and TED epochs; every other setting as the project has it."""
+    config_file = project / "config.yml"
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    [diet_settings] = [c for c in config["pipeline"] if c["name"] == "DIETClassifier"]
+    [ted_settings] = [p for p in config["policies"] if p["name"] == "TEDPolicy"]
+    diet_settings["epochs"], ted_settings["epochs"] = diet, ted
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
 def set_response(project: Path, response: str, text: str) -> None:
@@ -192,10 +173,11 @@ def setup(tmp_path_factory, postgres_server, redis_server) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("publish")
     project = copy_project(root / "project")
     models = root / "models"
-    model = first_model(project, models)
+    with_epochs(project, diet=CHEAP_DIET_EPOCHS, ted=CHEAP_TED_EPOCHS)
+    model = train(project, models, "current")  # what the bot runs before anything is published
     worse = root / "worse"
-    shutil.copytree(project, worse)
-    with_fewer_diet_epochs(worse, WORSE_DIET_EPOCHS)
+    shutil.copytree(project, worse)  # with the cache the first training filled
+    with_epochs(worse, diet=WORSE_DIET_EPOCHS, ted=CHEAP_TED_EPOCHS)
     switches = root / "playbooks.yml"
     switches.write_text("playbooks:\n  abandoned_cart: false\n")
     database = postgres_server.create_database()
@@ -318,7 +300,7 @@ def publish_under_load(
     windows = [(r.started_at, r.started_at + r.seconds) for r in publication.replicas]
     numbers = summary(timed, replies_by_sender(setup.a), windows)
     save_numbers(label, numbers)
-    assert numbers["sent"] >= RATE * 60  # a whole publish (checks included) takes minutes
+    assert numbers["sent"] >= RATE * 30  # sent from its start to its end: a publish takes minutes
     assert numbers["rate_per_s"] >= 5
     assert numbers["during_swap"]["sent"] >= len(bots)  # messages did arrive while models loaded
     assert (numbers["non_200"], numbers["unanswered"]) == (0, 0)
@@ -346,10 +328,18 @@ def test_an_edited_response_is_published_to_one_replica_while_webhooks_keep_comi
     assert model_files.model_id(setup.models / "current.tar.gz") == published.model_id
 
 
+def release_2(project: Path) -> None:
+    # An undertrained model may read "hello" as anything: whatever it answers carries the release.
+    set_greeting(project, release(2))
+    set_response(project, "utter_default", "Release 2 did not get that. Write STOP to stop marketing.")
+    set_response(project, "utter_ask_opt_out_form_opt_out_decision", "Release 2 asks: stop marketing?")
+
+
 def test_a_candidate_with_a_worse_opt_out_evaluation_is_refused_and_nothing_is_loaded(setup):
     history, served = setup.log, setup.served()
     published_files = sorted((setup.models / "published").glob("*.tar.gz"))
     running = setup.running(setup.a), setup.running(setup.b)
+    release_2(setup.worse)  # the edits the forced publish below then publishes (same files, same training)
 
     refused = setup.publish(*setup.urls(setup.a, setup.b), project=setup.worse)
 
@@ -362,14 +352,11 @@ def test_a_candidate_with_a_worse_opt_out_evaluation_is_refused_and_nothing_is_l
     assert setup.log == history
     assert sorted((setup.models / "published").glob("*.tar.gz")) == published_files
     assert setup.served() == served
+    assert greeting(setup.a, "4916300000015").startswith("Release 1 says hello!")  # not release 2
+    print(refused.stdout[-1500:])
 
 
 def test_a_forced_publish_reaches_two_replicas_one_at_a_time_while_webhooks_keep_coming(setup):
-    # An untrained model may read "hello" as anything: whatever it answers carries the release.
-    set_greeting(setup.worse, release(2))
-    set_response(setup.worse, "utter_default", "Release 2 did not get that. Write STOP to stop marketing.")
-    set_response(setup.worse, "utter_ask_opt_out_form_opt_out_decision", "Release 2 asks: stop marketing?")
-
     publication = publish_under_load(
         setup, [setup.a, setup.b], 4916320000000, "two_replicas", "--force", project=setup.worse
     )

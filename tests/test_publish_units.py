@@ -37,7 +37,7 @@ from bot.publish.records import (
 
 
 def evaluation(recall: float, fpr: float, digest: str = "abc") -> Evaluation:
-    return Evaluation("bench/data/opt_out_holdout_v4.yml", digest, recall, fpr, 0.95, 210, 210, 0, 1)
+    return Evaluation("bench/data/opt_out_holdout_v5.yml", digest, recall, fpr, 0.95, 210, 210, 0, 1)
 
 
 # --- the gate ---
@@ -264,3 +264,18 @@ def test_the_checks_run_below_the_serving_bot_priority(tmp_path):
     log = tmp_path / "nice.log"
     steps._run("niceness", [sys.executable, "-c", "import os; print(os.nice(0))"], tmp_path, log)
     assert int(log.read_text().split()[-1]) == os.nice(0) + steps.NICENESS
+
+
+def test_the_gate_evaluates_on_the_dev_sets_never_on_a_newer_held_out_one():
+    """A refused designer edits until the publish passes: the gate's set is tuned against, so it must
+    be a DEV set (v5 from 2026-12-02), never the held-out v6 or later that `make eval` reports on."""
+    from bot.publish.flow import Settings
+    from bot.publish.gate import GATE_CONFIRMATION_SET, GATE_OPT_OUT_SET
+
+    settings = Settings(project=Path("."), models_dir=Path("."), rasa_urls=(), token="")
+    assert (settings.holdout, settings.confirmation) == (GATE_OPT_OUT_SET, GATE_CONFIRMATION_SET)
+    assert (GATE_OPT_OUT_SET.name, GATE_CONFIRMATION_SET.name) == (
+        "opt_out_holdout_v5.yml",
+        "confirmation_answers_holdout_v5.yml",
+    )
+    assert GATE_OPT_OUT_SET.is_file() and GATE_CONFIRMATION_SET.is_file()

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from bot.publish import flow  # reads bench.nlu_eval's held-out defaults: only when publishing
+    from bot.publish import flow  # imports the publish machinery only when publishing
 
     settings = flow.Settings(
         project=args.project.resolve(),

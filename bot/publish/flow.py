@@ -1,8 +1,9 @@
 """Publish a candidate, or roll back to the previous publication, on every running Rasa replica.
 
 publish:  validate -> train a candidate -> test stories -> evaluate it and the published model on the
-          held-out set -> gate (`gate.publish_allowed`, `--force` overrides and is recorded) -> copy
-          it to the published directory -> load it into each replica in turn and check it -> record.
+          gate's DEV set (gate.GATE_OPT_OUT_SET, never a held-out one) -> gate (`gate.publish_allowed`,
+          `--force` overrides and is recorded) -> copy it to the published directory -> load it into
+          each replica in turn and check it -> record.
 rollback: load the publication that was live before the current one into each replica -> record.
 
 A replica keeps answering webhooks while it loads (Rasa swaps its agent when the new one is ready);
@@ -17,10 +18,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.nlu_eval import DEFAULT_CONFIRMATION, DEFAULT_HOLDOUT
 from bot import PROJECT_ROOT
 from bot.publish import model_files, replicas, steps
-from bot.publish.gate import TOLERANCE, Evaluation, evaluation_from_report, publish_allowed
+from bot.publish.gate import (
+    GATE_CONFIRMATION_SET,
+    GATE_OPT_OUT_SET,
+    TOLERANCE,
+    Evaluation,
+    evaluation_from_report,
+    publish_allowed,
+)
 from bot.publish.records import (
     INITIAL,
     LOG_NAME,
@@ -49,8 +56,8 @@ class Settings:
     token: str
     force: bool = False
     tolerance: float = TOLERANCE
-    holdout: Path = DEFAULT_HOLDOUT
-    confirmation: Path = DEFAULT_CONFIRMATION
+    holdout: Path = GATE_OPT_OUT_SET  # DEV sets: see bot/publish/gate.py
+    confirmation: Path = GATE_CONFIRMATION_SET
 
     @property
     def published_dir(self) -> Path:
@@ -215,7 +222,7 @@ def _check(
     served = settings.models_dir / SERVED_MODEL
     if live is not None and live.evaluation is not None and live.evaluation.holdout_sha256 == digest:
         baseline = live.evaluation
-    elif live is not None:  # evaluated on another held-out set: measure it again on this one
+    elif live is not None:  # evaluated on another set: measure it again on this one
         baseline = _evaluate(settings, "published", Path(live.model_file), work, digest)
     elif served.exists():  # nothing published yet: the model being served is the one to beat
         baseline = _evaluate(settings, "published", served, work, digest)

@@ -1,8 +1,10 @@
 """Whether a candidate may replace the published model: its opt-out evaluation must be no worse.
 
-Pure functions: the numbers come from `bench.nlu_eval` run on the frozen held-out set
-(nlu_eval's default, `bench/data/opt_out_holdout_v4.yml` since session 4). That set is a gate, not
-a target: nobody tunes the data or the config against it, or it stops measuring anything.
+The numbers come from `bench.nlu_eval` run on a **DEV** set (`GATE_OPT_OUT_SET`,
+`GATE_CONFIRMATION_SET`), never on the held-out one. A designer who reads "refused: recall dropped"
+changes the data until the publish passes: that is tuning against the gate's set, so the gate's set
+must be one that may be tuned against. The held-out measurement (`make eval`, nlu_eval's defaults)
+stays out of the edit loop. Everything but the two paths is a pure function.
 """
 
 from __future__ import annotations
@@ -10,9 +12,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bot import PROJECT_ROOT
+
+# The gate's sets. From 2026-12-02 (session 5) the v5 "holdout" files are DEV sets: branch nlu5 was
+# tuned while they were the held-out measurement, and a held-out v6 is being written to replace
+# them. The file names keep "holdout" because bench/data/ is frozen (its sha256s are recorded); the
+# gate never reads a newer held-out set (v6 and later): those belong to `make eval` alone.
+GATE_OPT_OUT_SET = PROJECT_ROOT / "bench" / "data" / "opt_out_holdout_v5.yml"
+GATE_CONFIRMATION_SET = PROJECT_ROOT / "bench" / "data" / "confirmation_answers_holdout_v5.yml"
+
 # How much worse than the published model a candidate may be, in absolute points, before it is
-# refused. 0.02 is 4 of the 210 opt-outs (recall) or of the 210 other messages (FPR) of the held-out
-# set v4. Retraining the NLU on unchanged data moves these numbers by up to ~0.045 on this machine
+# refused. 0.02 is 4 of the 210 opt-outs (recall) or of the 210 other messages (FPR) of the DEV
+# set v5 (7 languages x 30 each). Retraining the NLU on unchanged data moves these numbers by up to ~0.045 on this machine
 # (docs/benchmarks.md), so a publish can be refused by chance: the safe direction. Every publish
 # retrains DIET (Rasa's cache restored only the featurizers in our runs, even with nothing edited).
 TOLERANCE = 0.02
@@ -20,9 +31,10 @@ TOLERANCE = 0.02
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The opt-out numbers of one model on one held-out set (identified by its digest)."""
+    """The opt-out numbers of one model on one evaluation set (identified by its digest). The field
+    names say "holdout" because publications.jsonl has always recorded them so; the set is DEV."""
 
-    holdout: str  # path, relative to the project root when inside it
+    holdout: str  # the evaluation set's path, relative to the project root when inside it
     holdout_sha256: str
     recall: float
     false_positive_rate: float
@@ -55,7 +67,7 @@ def publish_allowed(
     if published is None:
         return Decision(True, ("nothing published before: no numbers to compare with",))
     if published.holdout_sha256 != candidate.holdout_sha256:
-        raise ValueError("the published and the candidate model were evaluated on different held-out sets")
+        raise ValueError("the published and the candidate model were evaluated on different evaluation sets")
     reasons = []
     if candidate.recall < published.recall - tolerance:
         reasons.append(
@@ -71,8 +83,8 @@ def publish_allowed(
 
 
 def evaluation_from_report(report: dict[str, Any], holdout: str, holdout_sha256: str) -> Evaluation:
-    """The gate's numbers from the report `bench.nlu_eval --json` writes for one held-out set."""
-    [result] = report["opt_out"].values()  # publish evaluates exactly one held-out set
+    """The gate's numbers from the report `bench.nlu_eval --json` writes for one evaluation set."""
+    [result] = report["opt_out"].values()  # publish evaluates exactly one set
     overall = result["model"]["overall"]
     answers = next(iter((report.get("confirmation") or {}).values()), None)
     return Evaluation(

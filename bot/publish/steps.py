@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class StepFailed(Exception):
 
 def _run(step: str, command: list[str], cwd: Path, log: Path) -> None:
     print(f"{step} ...", flush=True)
+    started = time.monotonic()
     with log.open("w") as stream:
         done = subprocess.run(
             command,
@@ -49,6 +51,7 @@ def _run(step: str, command: list[str], cwd: Path, log: Path) -> None:
         )
     if done.returncode != 0:
         raise StepFailed(step, log)
+    print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
 
 
 def validate(project: Path, logs: Path) -> None:
@@ -82,7 +85,7 @@ def story_test(project: Path, model: Path, logs: Path) -> None:
 def evaluate(
     name: str, model: Path, project: Path, holdout: Path, confirmation: Path, logs: Path
 ) -> dict[str, Any]:
-    """`bench.nlu_eval --model`: the opt-out held-out set and the confirmation answers; its report."""
+    """`bench.nlu_eval --model` on the gate's DEV sets (opt-outs, confirmation answers); its report."""
     report = logs / f"nlu_eval_{name}.json"
     command = [
         sys.executable, "-m", "bench.nlu_eval", "--model", str(model),
