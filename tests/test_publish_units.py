@@ -69,7 +69,7 @@ def test_the_first_publish_has_nothing_to_compare_with_and_different_sets_cannot
     assert publish_allowed(None, evaluation(0.1, 0.9)).reasons == (
         "nothing published before: no numbers to compare with",
     )
-    with pytest.raises(ValueError, match="different held-out sets"):
+    with pytest.raises(ValueError, match="different evaluation sets"):
         publish_allowed(evaluation(0.9, 0.1, "one"), evaluation(0.9, 0.1, "two"))
 
 
