@@ -23,9 +23,9 @@ GATE_CONFIRMATION_SET = PROJECT_ROOT / "bench" / "data" / "confirmation_answers_
 
 # How much worse than the published model a candidate may be, in absolute points, before it is
 # refused. 0.02 is 4 of the 210 opt-outs (recall) or of the 210 other messages (FPR) of the DEV
-# set v5 (7 languages x 30 each). Retraining the NLU on unchanged data moves these numbers by up to ~0.045 on this machine
-# (docs/benchmarks.md), so a publish can be refused by chance: the safe direction. Every publish
-# retrains DIET (Rasa's cache restored only the featurizers in our runs, even with nothing edited).
+# set v5 (7 languages x 30 each). Retraining the NLU on unchanged data moves these numbers by up to
+# ~0.045 on this machine (docs/benchmarks.md), so a publish can be refused by chance: the safe
+# direction. Every publish retrains DIET (Rasa's cache never restores it: docs/benchmarks.md, "Webhooks during a publish").
 TOLERANCE = 0.02
 
 

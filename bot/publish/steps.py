@@ -62,7 +62,9 @@ def validate(project: Path, logs: Path) -> None:
 
 def train(project: Path, out_dir: Path, logs: Path) -> Path:
     """A full model (NLU and dialogue) into `out_dir`, never over the published one. Rasa reuses the
-    project's component cache (.rasa/cache): the featurizers are restored; DIET has trained again each time."""
+    project's component cache (.rasa/cache): the featurizers (and unchanged policies) are restored;
+    DIET trains again every time, because Rasa 3.6's fingerprint run looks it up under another key
+    than the one its training run stores it under (docs/benchmarks.md, "Webhooks during a publish")."""
     command = [
         sys.executable, "-m", "rasa", "train",
         "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
