@@ -263,7 +263,7 @@ async def test_the_dashboard_shows_the_published_model_its_numbers_and_the_histo
 def test_the_checks_run_below_the_serving_bot_priority(tmp_path):
     log = tmp_path / "nice.log"
     steps._run("niceness", [sys.executable, "-c", "import os; print(os.nice(0))"], tmp_path, log)
-    assert int(log.read_text().split()[-1]) == os.nice(0) + steps.NICENESS
+    assert int(log.read_text().split()[-1]) == min(19, os.nice(0) + steps.NICENESS)  # 19: the lowest
 
 
 def test_the_gate_evaluates_on_the_dev_sets_never_on_a_newer_held_out_one():
