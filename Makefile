@@ -85,8 +85,8 @@ story-test: train
 	$(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/stories
 
 # --- measurement -------------------------------------------------------------------------
-# Held-out sets (frozen, never tuned against): bench/data/opt_out_holdout_v5.yml and
-# bench/data/confirmation_answers_holdout_v5.yml (the defaults), plus 5-fold cross-validation;
+# Held-out sets (frozen, never tuned against): bench/data/opt_out_holdout_v6.yml and
+# bench/data/confirmation_answers_holdout_v6.yml (the defaults), plus 5-fold cross-validation;
 # then language detection on bench/data/language_holdout.yml (no training: a second or two).
 eval: install
 	$(PY) -m bench.nlu_eval --cross-validation --json results/nlu_eval.json
@@ -97,8 +97,8 @@ eval-cv: install
 
 # DEV sets: tuned against, so optimistic (the old opt_out_holdout.yml was tuned against too).
 eval-dev: install
-	$(PY) -m bench.nlu_eval --holdout bench/data/opt_out_dev.yml bench/data/opt_out_dev_v2.yml bench/data/opt_out_holdout.yml bench/data/opt_out_holdout_v3.yml bench/data/opt_out_holdout_v4.yml \
-		--confirmation bench/data/confirmation_answers_dev.yml bench/data/confirmation_answers_holdout.yml bench/data/confirmation_answers_holdout_v3.yml bench/data/confirmation_answers_holdout_v4.yml --json results/nlu_eval_dev.json
+	$(PY) -m bench.nlu_eval --holdout bench/data/opt_out_dev.yml bench/data/opt_out_dev_v2.yml bench/data/opt_out_holdout.yml bench/data/opt_out_holdout_v3.yml bench/data/opt_out_holdout_v4.yml bench/data/opt_out_holdout_v5.yml \
+		--confirmation bench/data/confirmation_answers_dev.yml bench/data/confirmation_answers_holdout.yml bench/data/confirmation_answers_holdout_v3.yml bench/data/confirmation_answers_holdout_v4.yml bench/data/confirmation_answers_holdout_v5.yml --json results/nlu_eval_dev.json
 	$(PY) -m bench.language_eval --dev
 
 bench: eval train

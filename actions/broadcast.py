@@ -31,8 +31,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions.customer import run_store
 from actions.marketing import confirming_opt_out
 from bot.broadcast import deliveries, sending
-from bot.broadcast.deliveries import SENT
 from bot.broadcast.sending import Campaign, Ready
+from bot.broadcast.states import DeliveryState
 from bot.contract import ActionName, Entity, Slot
 from bot.masking import mask_identifier
 from bot.opt_out_link.settings import LinkSettings
@@ -106,7 +106,7 @@ class ActionSendBroadcast(Action):
         item, campaign = ready
         finished = await sending.send(client, item)
         await run_store(sending.record, broadcast_id, [(item, finished)], now())
-        if finished.state != SENT:
+        if finished.state != DeliveryState.SENT:
             return []
         return [SlotSet(Slot.LAST_BROADCAST, campaign.broadcast.template)]
 

@@ -10,13 +10,13 @@ setting, not conversation design: changing it needs no retraining, and one model
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
 import yaml
 
+from bot.settings import from_env
 from bot.whatsapp.rasa_input import normalise_label
 
 CONFIRM = "confirm"
@@ -24,16 +24,13 @@ IMMEDIATE = "immediate"
 KEYWORDS_FILE = Path(__file__).with_name("stop_keywords.yml")
 
 
-def mode_from(environ: Mapping[str, str]) -> str:
-    """Pure: the mode the environment sets; anything but the two modes is refused (at start)."""
-    mode = (environ.get("OPT_OUT_MODE") or CONFIRM).strip().lower()
-    if mode not in (CONFIRM, IMMEDIATE):
-        raise ValueError(f"OPT_OUT_MODE must be {CONFIRM!r} or {IMMEDIATE!r}, not {mode!r}")
-    return mode
+def mode_from(environ: Mapping[str, str] | None = None) -> str:
+    """The mode the environment sets (bot.settings refuses anything but CONFIRM and IMMEDIATE)."""
+    return from_env(environ).opt_out_mode
 
 
 # Read when the action server loads the actions, so a typo stops it from starting.
-MODE = mode_from(os.environ)
+MODE = mode_from()
 
 
 @cache

@@ -7,19 +7,19 @@ something else (`opt_out: false`), is an error, and marketing fails closed (noth
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from pathlib import Path
 
 import yaml
 
 from bot import PROJECT_ROOT
+from bot.settings import from_env
 
 DEFAULT_FILE = PROJECT_ROOT / "playbooks.yml"
 
 
 def playbooks_file() -> Path:
-    return Path(os.environ.get("PLAYBOOKS_FILE") or DEFAULT_FILE)
+    return Path(from_env().playbooks_file or DEFAULT_FILE)
 
 
 def parse_switches(text: str, known: Collection[str]) -> dict[str, bool]:

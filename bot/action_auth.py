@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
+from collections.abc import Mapping
 
 import pluggy
 from sanic import Sanic
@@ -23,6 +23,7 @@ from sanic.response import HTTPResponse, json
 
 from bot.limits import REQUEST_MAX_SIZE
 from bot.processes import ACTION_SERVER_TOKEN
+from bot.settings import from_env
 
 OPEN_PATHS = frozenset({"/health"})
 
@@ -40,8 +41,8 @@ def refusal(authorization: str | None, token: str) -> int | None:
     return None
 
 
-def server_token(environ: dict[str, str] | os._Environ = os.environ) -> str:
-    token = environ.get(ACTION_SERVER_TOKEN, "")
+def server_token(environ: Mapping[str, str] | None = None) -> str:
+    token = from_env(environ).action_server_token
     if not token:
         # Refuse to start rather than serve an action server that anyone can call.
         raise SystemExit(
@@ -53,7 +54,7 @@ def server_token(environ: dict[str, str] | os._Environ = os.environ) -> str:
 @hookimpl
 def attach_sanic_app_extensions(app: Sanic) -> None:
     token = server_token()
-    if "SANIC_REQUEST_MAX_SIZE" not in os.environ:  # Sanic's default is 100 MB (`bot.limits`)
+    if from_env().sanic_request_max_size is None:  # Sanic's default is 100 MB (`bot.limits`)
         app.config.REQUEST_MAX_SIZE = REQUEST_MAX_SIZE
 
     async def require_token(request: Request) -> HTTPResponse | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from bot import PROJECT_ROOT
+from bot import PROJECT_ROOT, yaml_files
 from bot.contract import Slot
 
 FALLBACK_NAME = "Your business"
@@ -19,7 +19,7 @@ FALLBACK_NAME = "Your business"
 def business_name(domain: Path = PROJECT_ROOT / "domain.yml") -> str:
     """The `business_name` slot's initial value; a neutral name if domain.yml does not say."""
     try:
-        slots = (yaml.safe_load(domain.read_text(encoding="utf-8")) or {}).get("slots", {})
+        slots = (yaml_files.load(domain) or {}).get("slots", {})
         return str(slots[Slot.BUSINESS_NAME]["initial_value"])
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return FALLBACK_NAME

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -18,8 +17,9 @@ from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, create_engine
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql.expression import Insert
 
-from bot import VAR_DIR
+from bot import VAR_DIR, settings
 from bot.private_files import private_dir, private_sqlite_file
 
 P = ParamSpec("P")
@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 
 def database_url() -> str:
-    url = os.environ.get("DATABASE_URL")
+    url = settings.from_env().database_url
     if url:
         return url
     private_dir(VAR_DIR)
@@ -103,11 +103,15 @@ def insert_or_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> 
     Atomic in the database itself, and unlike catching IntegrityError it needs no savepoint
     (pysqlite's savepoints are unreliable, and a failed statement aborts a PostgreSQL transaction).
     """
+    return conn.execute(insert_ignoring_duplicates(conn, table).values(**values)).rowcount == 1
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
+    """An INSERT into `table` that skips the rows a unique constraint already holds (ON CONFLICT
+    DO NOTHING), in the connection's dialect; give it `.values(...)` or `.from_select(...)`."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:
-        raise NotImplementedError(f"unsupported database dialect: {dialect}")
-    return conn.execute(statement).rowcount == 1
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"unsupported database dialect: {dialect}")

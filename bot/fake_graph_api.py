@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import aiohttp
 import uvloop
 from aiohttp import web
 
+from bot.settings import from_env
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER, sign
 
@@ -248,7 +248,7 @@ def main() -> None:
     args = parser.parse_args()
     # The token to expect comes from the environment, as the bot's does: not on the command line,
     # which every local user can read (`ps`).
-    token = os.environ.get("WHATSAPP_ACCESS_TOKEN") or "test-access-token"
+    token = from_env().whatsapp_access_token or "test-access-token"
     # uvloop, as the broadcast worker: the benchmark's stand-in shares the machine's cores with it.
     web.run_app(
         build_app(FakeGraphState(token=token)),

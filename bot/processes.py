@@ -8,17 +8,18 @@ dies the others are stopped too, so that a half-running bot never sits there loo
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot import PROJECT_ROOT, VAR_DIR
 from bot.private_files import private_dir
+from bot.settings import from_env
 
 STOP_TIMEOUT = 15.0
 LOOPBACK = "127.0.0.1"
@@ -37,12 +38,13 @@ class Ports:
     stand_in: int = 5081  # the local Graph API stand-in (simulator only)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | os._Environ = os.environ) -> Ports:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Ports:
+        settings = from_env(environ)
         return cls(
-            rasa=int(environ.get("RASA_PORT", "5005")),
-            actions=int(environ.get("ACTIONS_PORT", "5055")),
-            dashboard=int(environ.get("DASHBOARD_PORT", "5080")),
-            stand_in=int(environ.get("SIMULATOR_GRAPH_PORT", "5081")),
+            rasa=settings.rasa_port,
+            actions=settings.actions_port,
+            dashboard=settings.dashboard_port,
+            stand_in=settings.simulator_graph_port,
         )
 
     @property
@@ -50,17 +52,17 @@ class Ports:
         return f"http://127.0.0.1:{self.stand_in}"
 
 
-def bind_host(environ: dict[str, str] | os._Environ = os.environ) -> str:
+def bind_host(environ: Mapping[str, str] | None = None) -> str:
     """Where the Rasa server and the action server listen: loopback unless BOT_BIND_HOST says
     otherwise (`0.0.0.0` in a container whose port is published). The dashboard and the stand-in
     stay on loopback whatever it says (`bot.dashboard`)."""
-    return environ.get("BOT_BIND_HOST") or LOOPBACK
+    return from_env(environ).bind_host or LOOPBACK
 
 
-def _private_token(environ: dict[str, str] | os._Environ, variable: str, token_file: Path) -> str:
+def _private_token(value: str, token_file: Path) -> str:
     """The variable's value, or a random token kept in var/, readable by its owner only."""
-    if environ.get(variable):
-        return environ[variable]
+    if value:
+        return value
     stored = token_file.read_text().strip() if token_file.exists() else ""
     if stored:  # an empty file must never become an empty (open) token
         return stored
@@ -72,37 +74,37 @@ def _private_token(environ: dict[str, str] | os._Environ, variable: str, token_f
 
 
 def auth_token(
-    environ: dict[str, str] | os._Environ = os.environ, token_file: Path = VAR_DIR / "rasa_auth_token"
+    environ: Mapping[str, str] | None = None, token_file: Path = VAR_DIR / "rasa_auth_token"
 ) -> str:
     """RASA_AUTH_TOKEN, or a random token kept in var/ so that the HTTP API is never left open."""
-    return _private_token(environ, "RASA_AUTH_TOKEN", token_file)
+    return _private_token(from_env(environ).rasa_auth_token, token_file)
 
 
 def action_server_token(
-    environ: dict[str, str] | os._Environ = os.environ,
+    environ: Mapping[str, str] | None = None,
     token_file: Path = VAR_DIR / "action_server_token",
 ) -> str:
     """ACTION_SERVER_TOKEN, or a random one kept in var/: the secret Rasa sends the action server."""
-    return _private_token(environ, ACTION_SERVER_TOKEN, token_file)
+    return _private_token(from_env(environ).action_server_token, token_file)
 
 
 def opt_out_link_secret(
-    environ: dict[str, str] | os._Environ = os.environ,
+    environ: Mapping[str, str] | None = None,
     token_file: Path = VAR_DIR / "opt_out_link_secret",
 ) -> str:
     """OPT_OUT_LINK_SECRET, or a random one kept in var/: the key that signs opt-out links."""
-    return _private_token(environ, OPT_OUT_LINK_SECRET, token_file)
+    return _private_token(from_env(environ).opt_out_link_secret, token_file)
 
 
 def suppression_secret(
-    environ: dict[str, str] | os._Environ = os.environ,
+    environ: Mapping[str, str] | None = None,
     token_file: Path = VAR_DIR / "suppression_secret",
 ) -> str:
     """SUPPRESSION_SECRET, or a random one kept in var/: the key of the suppression list's hashes."""
-    return _private_token(environ, SUPPRESSION_SECRET, token_file)
+    return _private_token(from_env(environ).suppression_secret, token_file)
 
 
-def secrets_environment(environ: dict[str, str] | os._Environ = os.environ) -> dict[str, str]:
+def secrets_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The tokens the servers read from their environment, never from their command line: `ps`
     and /proc/<pid>/cmdline show a command line to every user of the machine."""
     return {

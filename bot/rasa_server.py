@@ -16,11 +16,12 @@ import warnings
 from collections.abc import Mapping
 
 from bot.limits import limit_sanic_requests
+from bot.settings import from_env
 
 
-def rasa_argv(args: list[str], environ: Mapping[str, str]) -> list[str]:
+def rasa_argv(args: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
     """Rasa's argv: the HTTP API always on, always with the token, whatever `args` say."""
-    token = environ.get("RASA_AUTH_TOKEN", "")
+    token = from_env(environ).rasa_auth_token
     if not token:
         raise SystemExit("RASA_AUTH_TOKEN is not set: Rasa's HTTP API would be open to anyone")
     # Given last, so that they win over anything in `args` (argparse keeps the last value).
@@ -42,7 +43,7 @@ def keep_the_root_log_level() -> None:
 
 
 def main() -> None:
-    sys.argv = rasa_argv(sys.argv[1:], os.environ)
+    sys.argv = rasa_argv(sys.argv[1:])
     limit_sanic_requests(os.environ)
     keep_the_root_log_level()
     from rasa.__main__ import main as rasa_main  # heavy (TensorFlow): only once the token is there

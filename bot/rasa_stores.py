@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -40,6 +39,7 @@ from sqlalchemy.orm import sessionmaker
 from bot import VAR_DIR, rasa_patches
 from bot.contract import note_tracker_store_error
 from bot.private_files import private_dir, private_sqlite_file
+from bot.settings import from_env
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ T = TypeVar("T")
 DEFAULT_TRACKER_STORE_URL = f"sqlite:///{VAR_DIR / 'tracker.sqlite3'}"
 
 
-def tracker_store_url(environ: Mapping[str, str]) -> str:
-    return environ.get("TRACKER_STORE_URL") or DEFAULT_TRACKER_STORE_URL
+def tracker_store_url(environ: Mapping[str, str] | None = None) -> str:
+    return from_env(environ).tracker_store_url or DEFAULT_TRACKER_STORE_URL
 
 
 def redis_lock_settings(url: str) -> dict[str, Any]:
@@ -75,11 +75,8 @@ def redis_lock_settings(url: str) -> dict[str, Any]:
     }
 
 
-def sanic_workers(environ: Mapping[str, str]) -> int:
-    try:
-        return int(environ.get("SANIC_WORKERS", "1"))
-    except ValueError:
-        return 1  # Rasa itself falls back to one worker then
+def sanic_workers(environ: Mapping[str, str] | None = None) -> int:
+    return from_env(environ).sanic_workers
 
 
 # --- tracker store --------------------------------------------------------------------------
@@ -104,7 +101,7 @@ class SQLTrackerStoreFromEnv(SQLTrackerStore):
     def __init__(
         self, domain: Domain | None = None, event_broker: EventBroker | None = None, **_endpoint: Any
     ) -> None:
-        url = tracker_store_url(os.environ)
+        url = tracker_store_url()
         if url == DEFAULT_TRACKER_STORE_URL:
             private_dir(VAR_DIR)
         private_sqlite_file(url)
@@ -202,11 +199,11 @@ class LockStoreFromEnv(LockStore):
     """
 
     def __new__(cls, endpoint_config: Any = None) -> LockStore:
-        return lock_store_for(os.environ)
+        return lock_store_for()
 
 
-def lock_store_for(environ: Mapping[str, str]) -> LockStore:
-    url = environ.get("REDIS_URL")
+def lock_store_for(environ: Mapping[str, str] | None = None) -> LockStore:
+    url = from_env(environ).redis_url
     if url:
         settings = redis_lock_settings(url)
         logger.info("conversation locks are kept in Redis at %s:%s", settings["host"], settings["port"])

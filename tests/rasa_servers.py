@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,17 +168,7 @@ class RunningBot:
     def post(self, payload: Any) -> int:
         """POST a webhook signed like Meta signs it; returns the HTTP status."""
         body = json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.webhook_url,
-            data=body,
-            headers={HEADER: sign(body, APP_SECRET), "Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
+        return post_status(self.webhook_url, body, {HEADER: sign(body, APP_SECRET)})
 
     def sent_to(self, wa_id: str) -> list[dict[str, Any]]:
         """Bodies sent to a phone number (`to`) or a BSUID (`recipient`)."""
@@ -232,3 +223,15 @@ def start_bot(
         bot.stop()
         raise
     return bot
+
+
+def post_status(url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
+    """POST a JSON body; the HTTP status, an error's too (the servers' refusals are what tests check)."""
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json", **(headers or {})}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code

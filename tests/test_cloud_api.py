@@ -1,5 +1,7 @@
 """The Graph API client against the local fake: ids, retries and permanent refusals."""
 
+import time
+
 import pytest
 
 from bot.whatsapp.cloud_api import CloudApiClient, RetryPolicy, SendRejected, SendUnavailable, is_retryable
@@ -34,6 +36,30 @@ async def test_throughput_limit_is_retried_with_backoff(client, fake_graph):
     await client.send(text_messages(TO, "hi")[0])
     assert fake_graph.state.attempts == 3
     assert len(fake_graph.state.sent) == 1
+
+
+async def test_a_throughput_limit_that_persists_gives_up_after_the_bounded_attempts(fake_graph):
+    policy = RetryPolicy(attempts=3, first_delay=0.05, max_delay=0.08, jitter=0.25)
+    client = CloudApiClient(fake_graph.api_url, "106540352242922", "test-access-token", retry=policy)
+    fail(fake_graph, 130429, 400, times=10)
+    started = time.monotonic()
+    with pytest.raises(SendUnavailable) as raised:
+        await client.send(text_messages(TO, "hi")[0])
+    waited = time.monotonic() - started
+    await client.close()
+    assert raised.value.code == 130429  # the caller fails the turn: WhatsApp redelivers the webhook
+    assert fake_graph.state.attempts == 3
+    assert fake_graph.state.sent == []
+    assert waited >= 0.75 * (0.05 + 0.08)  # it backed off between attempts (jitter shortens a wait)
+
+
+def test_backoff_doubles_up_to_its_cap_and_jitter_only_shortens_it():
+    policy = RetryPolicy(attempts=6, first_delay=0.5, max_delay=4.0, jitter=0.25)
+    assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert policy.delay(2, draw=0.999) == pytest.approx(0.75, abs=0.001)
+    assert all(
+        0.75 * policy.delay(n) <= policy.delay(n, d) <= policy.delay(n) for n in (1, 4) for d in (0, 0.5)
+    )
 
 
 async def test_server_errors_are_retried_then_reported_as_unavailable(client, fake_graph):

@@ -4,7 +4,7 @@ starts the confirmation, and a promoted opt_out can never be read as a "yes" to 
 import pytest
 
 from actions.opt_out import YES_CONFIDENCE, confirmation_answer, decision_of, no_weight
-from nlu_components.opt_out_in_doubt import OptOutInDoubt, promoted
+from nlu_components.opt_out_promotion import promoted
 
 NEVER_OVER = frozenset({"affirm", "deny"})
 
@@ -60,8 +60,12 @@ def test_a_promoted_opt_out_is_never_a_yes_to_the_confirmation(top_confidence):
     assert decision_of(answer) != "yes"
 
 
+# Slow: the component registers itself with Rasa's recipe, whose import loads TensorFlow (~10 s).
+@pytest.mark.slow
 def test_the_component_rewrites_the_message_it_processes():
     from rasa.shared.nlu.training_data.message import Message
+
+    from nlu_components.opt_out_in_doubt import OptOutInDoubt
 
     component = OptOutInDoubt({"threshold": 0.25, "never_over": ["affirm", "deny"]})
     rank = ranking(("nlu_fallback", 0.5), ("complaint", 0.48), ("opt_out", 0.42))

@@ -15,6 +15,7 @@ from sanic import Sanic
 
 from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience
+from bot.broadcast.states import DeliveryState
 from bot.db import transaction
 from bot.opt_out_link.routes import is_cross_site
 from bot.opt_out_link.settings import LinkSettings
@@ -51,7 +52,7 @@ def sent_broadcast(*who: str, broadcast_id: str = "b-es", language: str = "es") 
         )
         for raw in who:
             assert deliveries.claim(conn, broadcast_id, raw, now()) is not None
-            deliveries.finish(conn, broadcast_id, raw, deliveries.SENT, now(), wamid=f"wamid.{raw}")
+            deliveries.finish(conn, broadcast_id, raw, DeliveryState.SENT, now(), wamid=f"wamid.{raw}")
     return ids
 
 

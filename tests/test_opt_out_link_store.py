@@ -11,6 +11,7 @@ import time
 
 from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience
+from bot.broadcast.states import DeliveryState
 from bot.db import transaction
 from bot.opt_out_link import store
 from bot.opt_out_link.token import LinkClaim
@@ -42,7 +43,7 @@ def send_broadcast_to(who: str, broadcast_id: str = "b-1") -> None:
             conn, broadcast_id, "promo_offer", "es", ["20%"], Audience(tag=AUDIENCE_TAG), 80.0, 1, now()
         )
         assert deliveries.claim(conn, broadcast_id, who, now()) is not None
-        deliveries.finish(conn, broadcast_id, who, deliveries.SENT, now(), wamid=f"wamid.{who}")
+        deliveries.finish(conn, broadcast_id, who, DeliveryState.SENT, now(), wamid=f"wamid.{who}")
 
 
 def status_pairs_phone_and_bsuid() -> int:

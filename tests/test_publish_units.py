@@ -34,6 +34,7 @@ from bot.publish.records import (
     read_log,
     rollback_target,
 )
+from bot.settings import from_env
 
 
 def evaluation(recall: float, fpr: float, digest: str = "abc") -> Evaluation:
@@ -160,8 +161,8 @@ def test_a_models_fingerprint_is_read_from_its_metadata_and_its_copy_is_named_fo
 
 
 def test_models_dir_comes_from_the_environment_or_defaults_to_models():
-    assert model_files.models_dir({"MODELS_DIR": "/shared/models"}) == Path("/shared/models")
-    assert model_files.models_dir({}).name == "models"
+    assert model_files.models_dir(from_env({"MODELS_DIR": "/shared/models"})) == Path("/shared/models")
+    assert model_files.models_dir(from_env({})).name == "models"
 
 
 # --- rollback: what is checked before any replica is contacted ---

@@ -3,29 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
 import pytest
 from aiohttp import web
-from rasa.core.actions.action import RemoteAction
-from rasa.core.channels.channel import CollectingOutputChannel
-from rasa.core.nlg import TemplatedNaturalLanguageGenerator
-from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import SlotSet
-from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.utils.endpoints import EndpointConfig
 
-import bot.rasa_stores  # noqa: F401  (applies the patches, as endpoints.yml's stores do in Rasa)
-from bot import PROJECT_ROOT, rasa_patches
+from bot import PROJECT_ROOT
 from tests.loopback import serving_post
 
-DOMAIN = Domain.load(PROJECT_ROOT / "domain.yml")
 VALID = {"events": [{"event": "slot", "name": "already_opted_out", "value": False}], "responses": []}
 
 
+@pytest.fixture(scope="module")
+def rasa() -> SimpleNamespace:
+    """Rasa's RemoteAction and what running one takes, with the patches applied (as endpoints.yml's
+    stores apply them in Rasa). Imported here, not when the file is collected: Rasa's actions
+    module loads TensorFlow (~9 s of CPU), which no other test of `make fast` needs."""
+    from rasa.core.actions.action import RemoteAction
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.utils.endpoints import EndpointConfig
+
+    import bot.rasa_stores  # noqa: F401  (applies the patches)
+    from bot import rasa_patches
+
+    return SimpleNamespace(
+        RemoteAction=RemoteAction,
+        CollectingOutputChannel=CollectingOutputChannel,
+        TemplatedNaturalLanguageGenerator=TemplatedNaturalLanguageGenerator,
+        SlotSet=SlotSet,
+        DialogueStateTracker=DialogueStateTracker,
+        EndpointConfig=EndpointConfig,
+        patches=rasa_patches,
+        domain=Domain.load(PROJECT_ROOT / "domain.yml"),
+    )
+
+
 @pytest.fixture
-async def action_server() -> AsyncIterator[Callable[[dict[str, Any]], EndpointConfig]]:
+async def action_server(rasa: SimpleNamespace) -> AsyncIterator[Callable[[dict[str, Any]], Any]]:
     """An action server that answers every call with the JSON it was last given."""
     answer: dict[str, Any] = {}
 
@@ -34,18 +54,18 @@ async def action_server() -> AsyncIterator[Callable[[dict[str, Any]], EndpointCo
 
     async with serving_post(webhook) as url:
 
-        def answering(result: dict[str, Any]) -> EndpointConfig:
+        def answering(result: dict[str, Any]) -> Any:
             answer.clear()
             answer.update(result)
-            return EndpointConfig(url)
+            return rasa.EndpointConfig(url)
 
         yield answering
 
 
 @pytest.fixture
-def schema_checks(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+def schema_checks(rasa: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Every check of a schema against its meta-schema by the validator class of Rasa's schema."""
-    validator_class = jsonschema.validators.validator_for(RemoteAction.action_response_format_spec())
+    validator_class = jsonschema.validators.validator_for(rasa.RemoteAction.action_response_format_spec())
     check_schema = validator_class.check_schema
     checked: list[dict[str, Any]] = []
 
@@ -54,31 +74,35 @@ def schema_checks(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         check_schema(schema, *args, **kwargs)
 
     monkeypatch.setattr(validator_class, "check_schema", classmethod(counting))
-    rasa_patches.action_result_validator.cache_clear()
+    rasa.patches.action_result_validator.cache_clear()
     return checked
 
 
-async def run_action(endpoint: EndpointConfig) -> list[Any]:
-    tracker = DialogueStateTracker("16505551234", DOMAIN.slots)
-    return await RemoteAction("action_check_opt_out", endpoint).run(
-        CollectingOutputChannel(), TemplatedNaturalLanguageGenerator(DOMAIN.responses), tracker, DOMAIN
+async def run_action(rasa: SimpleNamespace, endpoint: Any) -> list[Any]:
+    domain = rasa.domain
+    tracker = rasa.DialogueStateTracker("16505551234", domain.slots)
+    return await rasa.RemoteAction("action_check_opt_out", endpoint).run(
+        rasa.CollectingOutputChannel(),
+        rasa.TemplatedNaturalLanguageGenerator(domain.responses),
+        tracker,
+        domain,
     )
 
 
-def test_loading_the_stores_applies_the_patch():
-    assert RemoteAction._validate_action_result is rasa_patches.validate_action_result
+def test_loading_the_stores_applies_the_patch(rasa):
+    assert rasa.RemoteAction._validate_action_result is rasa.patches.validate_action_result
 
 
 async def test_the_action_result_schema_is_checked_once_for_several_action_calls(
-    action_server, schema_checks
+    rasa, action_server, schema_checks
 ):
     # Rasa's own method checks the schema on every call: this count would be 2.
     endpoint = action_server(VALID)
-    first = await run_action(endpoint)
-    second = await run_action(endpoint)
+    first = await run_action(rasa, endpoint)
+    second = await run_action(rasa, endpoint)
 
-    assert first == second == [SlotSet("already_opted_out", False)]
-    assert schema_checks == [RemoteAction.action_response_format_spec()]
+    assert first == second == [rasa.SlotSet("already_opted_out", False)]
+    assert schema_checks == [rasa.RemoteAction.action_response_format_spec()]
 
 
 @pytest.mark.parametrize(
@@ -89,12 +113,12 @@ async def test_the_action_result_schema_is_checked_once_for_several_action_calls
         {"events": [], "responses": ["not an object"]},
     ],
 )
-async def test_an_invalid_action_result_is_refused_with_the_same_error_as_rasas(action_server, result):
+async def test_an_invalid_action_result_is_refused_with_the_same_error_as_rasas(rasa, action_server, result):
     with pytest.raises(jsonschema.ValidationError) as refused:
-        await run_action(action_server(result))
+        await run_action(rasa, action_server(result))
 
     with pytest.raises(jsonschema.ValidationError) as expected:
-        jsonschema.validate(result, RemoteAction.action_response_format_spec())
+        jsonschema.validate(result, rasa.RemoteAction.action_response_format_spec())
     assert refused.value.message.startswith(expected.value.message)
     assert refused.value.message.endswith("/custom-actions")
     assert "Failed to validate Action server response" in refused.value.message

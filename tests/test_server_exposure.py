@@ -39,6 +39,7 @@ from tests.rasa_servers import (
     RunningBot,
     _wait_for,
     free_port,
+    post_status,
 )
 
 SECRETS = (AUTH_TOKEN, ACTION_SERVER_TOKEN, APP_SECRET, ACCESS_TOKEN)
@@ -156,17 +157,7 @@ def runner(tmp_path_factory) -> Iterator[RunningBot]:
 
 
 def post(url: str, payload: object, headers: dict[str, str] | None = None) -> int:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+    return post_status(url, json.dumps(payload).encode(), headers)
 
 
 def forged_opt_out(wa_id: str) -> dict[str, object]:

@@ -124,6 +124,9 @@ async def test_body_signed_with_another_secret_is_refused(app_and_agent):
         json.dumps(meta.text(CUSTOMER, "hi")).replace('"id": "wamid', '"idx": "wamid').encode(),
         json.dumps(meta.text(CUSTOMER, "hi")).replace('"timestamp": "', '"timestamp": "x').encode(),
     ],
+    # Named, not shown: the last two carry a random wamid, and parallel workers (pytest -n) must
+    # collect the same test ids.
+    ids=["not-json", "list", "page", "no-entry", "bad-change", "no-message-id", "bad-timestamp"],
 )
 async def test_malformed_webhook_gets_400(app_and_agent, body):
     app, agent = app_and_agent
@@ -261,6 +264,16 @@ async def test_failed_turn_answers_500_and_the_retry_is_processed(app_and_agent)
     assert [m.text for m in agent.messages] == ["yes"]
     assert (await post(app, payload)).status == 200
     assert len(agent.messages) == 1
+
+
+async def test_a_reply_throttled_with_130429_is_retried_and_sent_once(app_and_agent, fake_graph):
+    from bot.fake_graph_api import ScriptedFailure
+
+    app, _ = app_and_agent
+    fake_graph.state.failures.append(ScriptedFailure(code=130429, status=400, times=2))
+    assert (await post(app, meta.text(CUSTOMER, "hello"))).status == 200
+    assert fake_graph.state.attempts == 3  # two refusals, then the reply (the client's backoff)
+    assert texts_sent(fake_graph) == ["echo: hello"]
 
 
 async def test_database_down_answers_500_and_the_retry_after_recovery_is_processed(app_and_agent, sqlite_url):

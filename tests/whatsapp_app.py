@@ -62,7 +62,9 @@ def make_app(
     app = Sanic(f"test_{uuid.uuid4().hex}")
     agent = RecordingAgent()
     app.ctx.agent = agent
-    register([WhatsAppInput(config, link)], app, route="/webhooks/")
+    channel = WhatsAppInput(config, link)
+    app.ctx.whatsapp = channel  # tests look at its status writer (channel.statuses)
+    register([channel], app, route="/webhooks/")
     return app, agent
 
 

@@ -8,6 +8,7 @@ single send (`action_send_broadcast`, Rasa's trigger_intent for one customer) ta
 
 - audience.py    who is in the audience: CSV, tag or everyone; counting and materialising in SQL
 - deliveries.py  the broadcasts and broadcast_deliveries rows: create, claim, outcomes, takeover
+- states.py      the delivery states and the one table of the moves between them
 - sending.py     the per-customer decision every send path shares: consent, message, outcome
 - worker.py      the workers' loop: paced batches, one HTTP session, shared rate
 - rate.py        the token bucket per business number, shared by every worker in the database

@@ -35,11 +35,12 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.expression import ColumnElement, FromClause, Insert
+from sqlalchemy.sql.expression import ColumnElement, FromClause
 
+from bot.broadcast.states import INITIAL
 from bot.consent import marketing_allowed_clause
+from bot.db import insert_ignoring_duplicates
 from bot.schema import broadcast_deliveries, customer_identities, customers, tags
 from bot.store.customer_import import USER_ID_COLUMN, Problem, parse_user_id
 from bot.store.identities import ACTIVE
@@ -48,7 +49,6 @@ from bot.store.timestamps import to_db
 
 NUMBER_COLUMNS = ("wa_id", "phone")
 BATCH_SIZE = 10_000
-PENDING = "pending"
 
 # Lives only as long as the database connection and is seen by no other one. The connection pool
 # reuses connections, so the table is emptied before each use rather than assumed new.
@@ -166,7 +166,7 @@ def load_numbers(
     """Stream parsed rows into the scratch table, `batch_size` at a time; duplicates count once."""
     scratch_numbers.create(conn, checkfirst=True)
     conn.execute(delete(scratch_numbers))
-    insert = _insert_ignoring_duplicates(conn, scratch_numbers)
+    insert = insert_ignoring_duplicates(conn, scratch_numbers)
     load = FileLoad()
     batch: list[dict[str, str]] = []
     for item in items:
@@ -213,7 +213,7 @@ def materialise(conn: Connection, broadcast_id: str, audience: Audience, at: dat
             literal(broadcast_id, String),
             customers.c.id,
             customers.c.key,
-            literal(PENDING, String),
+            literal(INITIAL.value, String),
             literal(to_db(at), DateTime(timezone=True)),
         )
         .select_from(_source(audience))
@@ -221,7 +221,7 @@ def materialise(conn: Connection, broadcast_id: str, audience: Audience, at: dat
         .where(_members(audience), marketing_allowed_clause(customers))
     )
     columns = ["broadcast_id", "customer_id", "customer_key", "state", "updated_at"]
-    statement = _insert_ignoring_duplicates(conn, broadcast_deliveries).from_select(columns, rows)
+    statement = insert_ignoring_duplicates(conn, broadcast_deliveries).from_select(columns, rows)
     return conn.execute(statement).rowcount
 
 
@@ -250,12 +250,3 @@ def _members(audience: Audience) -> ColumnElement:
         .where(ci.status == ACTIVE)
     )
     return and_(live, customers.c.id.in_(holders))
-
-
-def _insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"unsupported database dialect: {dialect}")

@@ -1,7 +1,7 @@
 """The broadcasts and broadcast_deliveries rows: create, claim at most once, record outcomes.
 
 A delivery moves pending -> claimed -> sending -> sent | skipped_opted_out | failed, and only
-forward:
+forward (the table and its checks: bot/broadcast/states.py; every UPDATE below asks it):
 - `claimed`: a worker's batch claim (`claim_batch`), named by worker (`claimed_by`, `claimed_at`).
   It only lives inside the claiming transaction: the consent check moves each claimed row on to
   `sending` or an outcome before the commit, so a worker killed while claiming leaves nothing
@@ -35,22 +35,29 @@ from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnElement
 
-from bot.broadcast.audience import PENDING, Audience, materialise
+from bot.broadcast import states
+from bot.broadcast.audience import Audience, materialise
+from bot.broadcast.states import DeliveryState
 from bot.consent import marketing_allowed_clause
 from bot.schema import broadcast_deliveries, broadcasts, customers, message_statuses
 from bot.store.identities import family_ids, live_ids, resolve
 from bot.store.timestamps import from_db, to_db
 
-CLAIMED = "claimed"
-SENDING = "sending"
-SENT = "sent"
-SKIPPED_OPTED_OUT = "skipped_opted_out"
-FAILED = "failed"
-STATES = (PENDING, CLAIMED, SENDING, SENT, SKIPPED_OPTED_OUT, FAILED)
-OUTCOMES = (SENT, SKIPPED_OPTED_OUT, FAILED, PENDING)
-
 # The delivery columns, used everywhere below.
 _c = broadcast_deliveries.c
+
+
+def _moving(new: DeliveryState, *current: DeliveryState) -> ColumnElement[bool]:
+    """The WHERE of an UPDATE that moves deliveries from `current` to `new`, once the transition
+    table allows each move (states.check raises otherwise). Plain values go to the driver."""
+    for state in current:
+        states.check(state, new)
+    return _in(*current)
+
+
+def _in(*current: DeliveryState) -> ColumnElement[bool]:
+    # The values, not the enum members: drivers bind str subclasses unevenly.
+    return _c.state.in_([state.value for state in current])
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +108,7 @@ class Finished:
     to be claimed again from `retry_at` on."""
 
     customer_id: int
-    state: str
+    state: DeliveryState
     wamid: str | None = None
     error_code: int | None = None
     error_title: str | None = None
@@ -176,8 +183,16 @@ def claim(conn: Connection, broadcast_id: str, who: str, at: datetime) -> Claime
     family = _family(conn, who)
     claimed = conn.execute(
         update(broadcast_deliveries)
-        .where(and_(_c.broadcast_id == broadcast_id, _c.customer_id.in_(family), _c.state == PENDING))
-        .values(state=SENDING, claimed_by="action", claimed_at=to_db(at), updated_at=to_db(at))
+        .where(
+            and_(
+                _c.broadcast_id == broadcast_id,
+                _c.customer_id.in_(family),
+                _moving(DeliveryState.SENDING, DeliveryState.PENDING),
+            )
+        )
+        .values(
+            state=DeliveryState.SENDING.value, claimed_by="action", claimed_at=to_db(at), updated_at=to_db(at)
+        )
     )
     if claimed.rowcount < 1:
         return None
@@ -193,7 +208,9 @@ def sending_of(conn: Connection, broadcast_id: str, who: str) -> list[Delivery]:
     """The delivery `claim` just moved to sending for this customer (none or one)."""
     rows = conn.execute(
         select(_c.customer_id, _c.attempts).where(
-            _c.broadcast_id == broadcast_id, _c.customer_id.in_(_family(conn, who)), _c.state == SENDING
+            _c.broadcast_id == broadcast_id,
+            _c.customer_id.in_(_family(conn, who)),
+            _in(DeliveryState.SENDING),
         )
     )
     return [Delivery(row.customer_id, row.attempts) for row in rows]
@@ -203,26 +220,29 @@ def finish(
     conn: Connection,
     broadcast_id: str,
     who: str,
-    state: str,
+    state: DeliveryState | str,
     at: datetime,
     wamid: str | None = None,
     error_code: int | None = None,
     error_title: str | None = None,
 ) -> bool:
     """Record the outcome of a claimed delivery (or, with state pending, hand it back unsent)."""
-    if state not in OUTCOMES:
-        raise ValueError(f"not an outcome: {state!r}")
+    outcome = states.outcome(state)
     result = conn.execute(
         update(broadcast_deliveries)
         .where(
             and_(
                 _c.broadcast_id == broadcast_id,
                 _c.customer_id.in_(_family(conn, who)),
-                _c.state.in_((CLAIMED, SENDING)),
+                _moving(outcome, *states.sources(outcome)),
             )
         )
         .values(
-            state=state, wamid=wamid, error_code=error_code, error_title=error_title, updated_at=to_db(at)
+            state=outcome.value,
+            wamid=wamid,
+            error_code=error_code,
+            error_title=error_title,
+            updated_at=to_db(at),
         )
     )
     return result.rowcount >= 1
@@ -234,10 +254,10 @@ def claim_batch(conn: Connection, broadcast_id: str, worker: str, limit: int, at
     outcome before it commits, so a worker that dies holding claims only rolls them back.
     `worker` must be unique to the caller: it finds its claim by it."""
     ready = or_(_c.retry_at.is_(None), _c.retry_at <= to_db(at))
-    _take(conn, broadcast_id, worker, limit, at, _c.state == PENDING, ready)
+    _take(conn, broadcast_id, worker, limit, at, _moving(DeliveryState.CLAIMED, DeliveryState.PENDING), ready)
     rows = conn.execute(
         select(_c.customer_id, _c.attempts)
-        .where(_c.broadcast_id == broadcast_id, _c.state == CLAIMED, _c.claimed_by == worker)
+        .where(_c.broadcast_id == broadcast_id, _in(DeliveryState.CLAIMED), _c.claimed_by == worker)
         .order_by(_c.customer_id)
     )
     return [Delivery(row.customer_id, row.attempts) for row in rows]
@@ -253,7 +273,7 @@ def reconcile(conn: Connection, broadcast_id: str, lease: timedelta, at: datetim
         row.customer_id
         for row in conn.execute(
             select(_c.customer_id).where(
-                _c.broadcast_id == broadcast_id, _c.state == SENDING, _c.claimed_at < to_db(at - lease)
+                _c.broadcast_id == broadcast_id, _in(DeliveryState.SENDING), _c.claimed_at < to_db(at - lease)
             )
         )
     ]
@@ -272,7 +292,7 @@ def reconcile(conn: Connection, broadcast_id: str, lease: timedelta, at: datetim
     for status in statuses:
         customer = resolve(conn, status.recipient_id)
         if customer is not None and customer.id in by_live:
-            settled.append(Finished(by_live.pop(customer.id), SENT, wamid=status.wamid))
+            settled.append(Finished(by_live.pop(customer.id), DeliveryState.SENT, wamid=status.wamid))
     finish_many(conn, broadcast_id, settled, at)
     return len(settled)
 
@@ -301,7 +321,9 @@ def _take(
     return conn.execute(
         update(broadcast_deliveries)
         .where(_c.broadcast_id == broadcast_id, _c.customer_id.in_(chosen), *where)
-        .values(state=CLAIMED, claimed_by=worker, claimed_at=to_db(at), updated_at=to_db(at))
+        .values(
+            state=DeliveryState.CLAIMED.value, claimed_by=worker, claimed_at=to_db(at), updated_at=to_db(at)
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
 
@@ -311,48 +333,51 @@ def start_sending(conn: Connection, broadcast_id: str, customer_ids: Sequence[in
     if customer_ids:
         conn.execute(
             update(broadcast_deliveries)
-            .where(_c.broadcast_id == broadcast_id, _c.customer_id.in_(customer_ids), _c.state == CLAIMED)
-            .values(state=SENDING, updated_at=to_db(at))
+            .where(
+                _c.broadcast_id == broadcast_id,
+                _c.customer_id.in_(customer_ids),
+                _moving(DeliveryState.SENDING, DeliveryState.CLAIMED),
+            )
+            .values(state=DeliveryState.SENDING.value, updated_at=to_db(at))
         )
 
 
 def finish_many(conn: Connection, broadcast_id: str, finished: Sequence[Finished], at: datetime) -> None:
-    """Record the outcomes of claimed (or sending) deliveries in one statement."""
+    """Record the outcomes of claimed (or sending) deliveries: one statement per outcome."""
+    by_outcome: dict[DeliveryState, list[Finished]] = {}
     for item in finished:
-        if item.state not in OUTCOMES:
-            raise ValueError(f"not an outcome: {item.state!r}")
-    if not finished:
-        return
-    conn.execute(
-        update(broadcast_deliveries)
-        .where(
-            _c.broadcast_id == broadcast_id,
-            _c.customer_id == bindparam("cid"),
-            # Not IN: an expanding IN list cannot go into an executemany.
-            or_(_c.state == CLAIMED, _c.state == SENDING),
+        by_outcome.setdefault(states.outcome(item.state), []).append(item)
+    for outcome, items in by_outcome.items():
+        current = sorted(states.sources(outcome))
+        conn.execute(
+            update(broadcast_deliveries)
+            .where(
+                _c.broadcast_id == broadcast_id,
+                _c.customer_id == bindparam("cid"),
+                # Not IN: an expanding IN list cannot go into an executemany.
+                or_(*(_c.state == state.value for state in current)),
+            )
+            .values(
+                state=outcome.value,
+                wamid=bindparam("new_wamid"),
+                error_code=bindparam("new_code"),
+                error_title=bindparam("new_title"),
+                attempts=bindparam("new_attempts"),
+                retry_at=bindparam("new_retry_at"),
+                updated_at=to_db(at),
+            ),
+            [
+                {
+                    "cid": item.customer_id,
+                    "new_wamid": item.wamid,
+                    "new_code": item.error_code,
+                    "new_title": item.error_title,
+                    "new_attempts": item.attempts,
+                    "new_retry_at": None if item.retry_at is None else to_db(item.retry_at),
+                }
+                for item in items
+            ],
         )
-        .values(
-            state=bindparam("new_state"),
-            wamid=bindparam("new_wamid"),
-            error_code=bindparam("new_code"),
-            error_title=bindparam("new_title"),
-            attempts=bindparam("new_attempts"),
-            retry_at=bindparam("new_retry_at"),
-            updated_at=to_db(at),
-        ),
-        [
-            {
-                "cid": item.customer_id,
-                "new_state": item.state,
-                "new_wamid": item.wamid,
-                "new_code": item.error_code,
-                "new_title": item.error_title,
-                "new_attempts": item.attempts,
-                "new_retry_at": None if item.retry_at is None else to_db(item.retry_at),
-            }
-            for item in finished
-        ],
-    )
 
 
 def broadcast_of_message(conn: Connection, wamid: str) -> str | None:
@@ -368,7 +393,7 @@ def received_by(conn: Connection, customer_id: int) -> list[Received]:
         select(_c.broadcast_id, _c.wamid, _c.updated_at, broadcasts.c.template, statuses.status)
         .join(broadcasts, broadcasts.c.id == _c.broadcast_id)
         .outerjoin(message_statuses, statuses.wamid == _c.wamid)
-        .where(_c.customer_id.in_(family_ids(conn, customer_id)), _c.state == SENT)
+        .where(_c.customer_id.in_(family_ids(conn, customer_id)), _in(DeliveryState.SENT))
         .order_by(_c.updated_at)
     )
     return [Received(r.broadcast_id, r.template, r.wamid, from_db(r.updated_at), r.status) for r in rows]
@@ -379,17 +404,17 @@ def set_rate(conn: Connection, broadcast_id: str, rate: float) -> None:
     conn.execute(update(broadcasts).where(broadcasts.c.id == broadcast_id).values(rate=rate))
 
 
-def state_counts(conn: Connection, broadcast_id: str) -> Counter[str]:
+def state_counts(conn: Connection, broadcast_id: str) -> Counter[DeliveryState]:
     rows = conn.execute(
         select(_c.state, func.count()).where(_c.broadcast_id == broadcast_id).group_by(_c.state)
     )
-    return Counter({state: count for state, count in rows})
+    return Counter({DeliveryState(state): count for state, count in rows})
 
 
 def next_retry(conn: Connection, broadcast_id: str) -> datetime | None:
     """When the earliest delivery waiting out a pair limit may be claimed again."""
     value = conn.execute(
-        select(func.min(_c.retry_at)).where(_c.broadcast_id == broadcast_id, _c.state == PENDING)
+        select(func.min(_c.retry_at)).where(_c.broadcast_id == broadcast_id, _in(DeliveryState.PENDING))
     ).scalar_one_or_none()
     return None if value is None else from_db(value)
 
@@ -398,11 +423,7 @@ def active_broadcasts(conn: Connection) -> list[str]:
     """Broadcasts with deliveries still to claim (pending, or claimed by a worker), oldest first."""
     rows = conn.execute(
         select(broadcasts.c.id)
-        .where(
-            select(_c.customer_id)
-            .where(_c.broadcast_id == broadcasts.c.id, _c.state.in_((PENDING, CLAIMED)))
-            .exists()
-        )
+        .where(select(_c.customer_id).where(_c.broadcast_id == broadcasts.c.id, _in(*states.TO_DO)).exists())
         .order_by(broadcasts.c.created_at)
     )
     return [row.id for row in rows]
@@ -414,6 +435,6 @@ def pending_counts(conn: Connection, broadcast_id: str) -> tuple[int, int]:
     total, sendable = conn.execute(
         select(func.count(), func.coalesce(func.sum(case((allowed, 1), else_=0)), 0))
         .select_from(broadcast_deliveries.join(customers, customers.c.id == _c.customer_id))
-        .where(and_(_c.broadcast_id == broadcast_id, _c.state.in_((PENDING, CLAIMED))))
+        .where(and_(_c.broadcast_id == broadcast_id, _in(*states.TO_DO)))
     ).one()
     return total, total - sendable

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from bot.broadcast.audience import PENDING
-from bot.broadcast.deliveries import CLAIMED, FAILED, SENDING, SENT, SKIPPED_OPTED_OUT, Broadcast
+from bot.broadcast.deliveries import Broadcast
+from bot.broadcast.states import TO_DO, DeliveryState
 from bot.schema import broadcast_deliveries, message_statuses
 
 # Statuses that mean the message reached the phone (read implies delivered).
@@ -54,7 +54,7 @@ def aggregate(rows: Iterable[ReportRow], skipped_at_selection: int) -> Report:
     """Pure: the report from grouped rows."""
     report = Report(skipped_at_selection=skipped_at_selection)
     for row in rows:
-        if row.state == SENT:
+        if row.state == DeliveryState.SENT:
             report.sent += row.count
             if row.status in DELIVERED_STATUSES:
                 report.delivered += row.count
@@ -63,14 +63,14 @@ def aggregate(rows: Iterable[ReportRow], skipped_at_selection: int) -> Report:
             if row.status == "failed":
                 report.failed_after_send += row.count
                 report.failed_by_code[row.error_code] += row.count
-        elif row.state == FAILED:
+        elif row.state == DeliveryState.FAILED:
             report.failed_at_send += row.count
             report.failed_by_code[row.error_code] += row.count
-        elif row.state == SKIPPED_OPTED_OUT:
+        elif row.state == DeliveryState.SKIPPED_OPTED_OUT:
             report.skipped_at_send += row.count
-        elif row.state == SENDING:
+        elif row.state == DeliveryState.SENDING:
             report.interrupted += row.count
-        elif row.state in (PENDING, CLAIMED):  # a claim nothing was sent for yet is still to do
+        elif row.state in TO_DO:  # a claim nothing was sent for yet is still to do
             report.pending += row.count
     return report
 

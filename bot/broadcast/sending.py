@@ -24,8 +24,8 @@ from sqlalchemy.engine import Connection
 
 from bot import consent
 from bot.broadcast import deliveries
-from bot.broadcast.audience import PENDING
-from bot.broadcast.deliveries import FAILED, SENT, SKIPPED_OPTED_OUT, Broadcast, Delivery, Finished
+from bot.broadcast.deliveries import Broadcast, Delivery, Finished
+from bot.broadcast.states import DeliveryState
 from bot.broadcast.template import TemplateButtons, load_buttons, template_message
 from bot.opt_out_link.settings import LinkSettings
 from bot.schema import customers
@@ -103,17 +103,24 @@ def prepare(conn: Connection, campaign: Campaign, claimed: Sequence[Delivery], a
     for delivery in claimed:
         customer = live[delivery.customer_id]
         if customer not in allowed:
-            done.append(Finished(delivery.customer_id, SKIPPED_OPTED_OUT, attempts=delivery.attempts))
+            done.append(
+                Finished(delivery.customer_id, DeliveryState.SKIPPED_OPTED_OUT, attempts=delivery.attempts)
+            )
         elif customer not in addresses:
             done.append(
-                Finished(delivery.customer_id, FAILED, error_title=NO_ADDRESS, attempts=delivery.attempts)
+                Finished(
+                    delivery.customer_id,
+                    DeliveryState.FAILED,
+                    error_title=NO_ADDRESS,
+                    attempts=delivery.attempts,
+                )
             )
         else:
             body = message(campaign, customer, addresses[customer], sent_at)
             ready.append(Ready(delivery.customer_id, keys[customer], delivery.attempts, body))
     deliveries.finish_many(conn, broadcast_id, done, at)
     deliveries.start_sending(conn, broadcast_id, [r.customer_id for r in ready], at)
-    skipped = sum(1 for d in done if d.state == SKIPPED_OPTED_OUT)
+    skipped = sum(1 for d in done if d.state == DeliveryState.SKIPPED_OPTED_OUT)
     if skipped:
         logger.info("broadcast %s: %d customer(s) opted out since the selection", broadcast_id, skipped)
     return ready
@@ -128,24 +135,34 @@ def outcome_of(ready: Ready, answer: Sent | SendError, at: datetime) -> Finished
     (a timeout, a 5xx), after which it may have gone out and must never go twice.
     """
     if isinstance(answer, Sent):
-        return Finished(ready.customer_id, SENT, wamid=answer.message_id, attempts=ready.attempts)
-    failed = Finished(ready.customer_id, FAILED, None, answer.code, answer.title, ready.attempts)
+        return Finished(
+            ready.customer_id, DeliveryState.SENT, wamid=answer.message_id, attempts=ready.attempts
+        )
+    failed = Finished(
+        ready.customer_id, DeliveryState.FAILED, None, answer.code, answer.title, ready.attempts
+    )
     if isinstance(answer, SendRejected):
         return failed
     if answer.code == TOO_MANY_TO_SAME_USER:
         attempts = ready.attempts + 1
         if attempts >= PAIR_LIMIT_ATTEMPTS:
-            return Finished(ready.customer_id, FAILED, None, answer.code, answer.title, attempts)
+            return Finished(
+                ready.customer_id, DeliveryState.FAILED, None, answer.code, answer.title, attempts
+            )
         wait = timedelta(seconds=PAIR_LIMIT_FIRST_WAIT * 2 ** (attempts - 1))
-        return Finished(ready.customer_id, PENDING, None, answer.code, answer.title, attempts, at + wait)
+        return Finished(
+            ready.customer_id, DeliveryState.PENDING, None, answer.code, answer.title, attempts, at + wait
+        )
     if answer.code == THROUGHPUT_LIMIT or answer.http_status == 429:
-        return Finished(ready.customer_id, PENDING, None, answer.code, answer.title, ready.attempts)
+        return Finished(
+            ready.customer_id, DeliveryState.PENDING, None, answer.code, answer.title, ready.attempts
+        )
     return failed
 
 
 def throttled(finished: Finished) -> bool:
     """WhatsApp's throughput limit for the number (not the pair limit of one customer)."""
-    return finished.state == PENDING and finished.error_code != TOO_MANY_TO_SAME_USER
+    return finished.state == DeliveryState.PENDING and finished.error_code != TOO_MANY_TO_SAME_USER
 
 
 async def send(client: CloudApiClient, ready: Ready) -> Finished:

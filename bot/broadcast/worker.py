@@ -33,9 +33,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.broadcast import deliveries, rate
-from bot.broadcast.audience import PENDING
 from bot.broadcast.deliveries import Broadcast
 from bot.broadcast.sending import Campaign, Ready, prepare, record, send, throttled
+from bot.broadcast.states import DeliveryState
 from bot.db import run_sync, transaction
 from bot.opt_out_link.settings import LinkSettings
 from bot.store.timestamps import now
@@ -220,7 +220,7 @@ def _claim_and_prepare(
 def _work_left(conn: Connection, broadcast_id: str) -> float | None:
     """None when nothing is pending; else seconds until something may be claimable (a pair-limit
     retry, or rows another worker is claiming right now)."""
-    if deliveries.state_counts(conn, broadcast_id)[PENDING] == 0:
+    if deliveries.state_counts(conn, broadcast_id)[DeliveryState.PENDING] == 0:
         return None
     retry = deliveries.next_retry(conn, broadcast_id)
     if retry is not None and retry > now():
@@ -230,9 +230,9 @@ def _work_left(conn: Connection, broadcast_id: str) -> float | None:
 
 def _count(tally: Tally, finished: list[deliveries.Finished]) -> None:
     for item in finished:
-        if item.state == deliveries.SENT:
+        if item.state == DeliveryState.SENT:
             tally.sent += 1
-        elif item.state == deliveries.FAILED:
+        elif item.state == DeliveryState.FAILED:
             tally.failed += 1
         elif throttled(item):
             tally.throttled += 1

@@ -19,10 +19,10 @@ import uvloop
 
 from bot.broadcast import audience as audiences
 from bot.broadcast import deliveries
-from bot.broadcast.audience import PENDING, Audience
-from bot.broadcast.deliveries import CLAIMED, FAILED, SENDING, SENT, SKIPPED_OPTED_OUT
+from bot.broadcast.audience import Audience
 from bot.broadcast.rate import DEFAULT_RATE, UNLIMITED
 from bot.broadcast.report import aggregate, format_report, load_rows
+from bot.broadcast.states import TO_DO, DeliveryState
 from bot.broadcast.worker import LANES, LEASE, WorkerSettings, serve
 from bot.db import database_url, transaction
 from bot.opt_out_link.settings import LinkSettings
@@ -32,6 +32,8 @@ from bot.whatsapp.cloud_api import CloudApiClient, RetryPolicy
 from bot.whatsapp.config import WhatsAppConfig
 
 PROGRESS_EVERY = 2.0  # seconds
+# This run's outcomes, in the order the progress line and the summary name them.
+_OUTCOMES = (DeliveryState.SENT, DeliveryState.SKIPPED_OPTED_OUT, DeliveryState.FAILED)
 # Also sent to WhatsApp as biz_opaque_callback_data and used in URLs: keep it plain.
 _BROADCAST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -278,7 +280,7 @@ def _send(broadcast: deliveries.Broadcast, rate: float, args: argparse.Namespace
     count = args.workers or default_workers(database_url(), os.cpu_count())
     workers = [subprocess.Popen(command) for _ in range(count)]
     started = time.monotonic()
-    to_attempt = before[PENDING] + before[CLAIMED]
+    to_attempt = sum(before[s] for s in TO_DO)
     try:
         while any(worker.poll() is None for worker in workers):
             time.sleep(PROGRESS_EVERY)
@@ -299,15 +301,17 @@ def _send(broadcast: deliveries.Broadcast, rate: float, args: argparse.Namespace
     return 0
 
 
-def _counts(broadcast_id: str) -> Counter[str]:
+def _counts(broadcast_id: str) -> Counter[DeliveryState]:
     with transaction() as conn:
         return deliveries.state_counts(conn, broadcast_id)
 
 
-def _line(before: Counter[str], after: Counter[str], to_attempt: int, elapsed: float) -> str:
+def _line(
+    before: Counter[DeliveryState], after: Counter[DeliveryState], to_attempt: int, elapsed: float
+) -> str:
     """Pure: this run's progress from the state counts before it and now."""
-    sent, skipped, failed = (after[s] - before[s] for s in (SENT, SKIPPED_OPTED_OUT, FAILED))
-    attempted = sent + skipped + failed + after[SENDING] - before[SENDING]
+    sent, skipped, failed = (after[s] - before[s] for s in _OUTCOMES)
+    attempted = sent + skipped + failed + after[DeliveryState.SENDING] - before[DeliveryState.SENDING]
     speed = attempted / elapsed if elapsed > 0 else 0.0
     return (
         f"sent {sent}, skipped (opted out) {skipped}, failed {failed}"
@@ -324,15 +328,15 @@ def _progress(stream, line: str, final: bool = False) -> None:
     stream.flush()
 
 
-def _summary(broadcast_id: str, before: Counter[str], after: Counter[str]) -> str:
-    sent, skipped, failed = (after[s] - before[s] for s in (SENT, SKIPPED_OPTED_OUT, FAILED))
+def _summary(broadcast_id: str, before: Counter[DeliveryState], after: Counter[DeliveryState]) -> str:
+    sent, skipped, failed = (after[s] - before[s] for s in _OUTCOMES)
     lines = [f"broadcast {broadcast_id}: {sent} sent, {skipped} skipped as opted out, {failed} failed"]
-    left = after[PENDING] + after[CLAIMED]
+    left = sum(after[s] for s in TO_DO)
     if left:
         lines.append(
             f"{left} still pending (throttled by WhatsApp or stopped): run again with --id {broadcast_id}"
         )
-    interrupted = after[SENDING] - before[SENDING]
+    interrupted = after[DeliveryState.SENDING] - before[DeliveryState.SENDING]
     if interrupted:
         lines.append(f"{interrupted} interrupted after the request left (outcome unknown; never sent again)")
     lines.append(f"statuses: python -m bot broadcast report {broadcast_id}")

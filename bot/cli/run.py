@@ -7,7 +7,6 @@ replies to a local Graph API stand-in, and the simulator's address printed, read
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import yaml
 from bot import PROJECT_ROOT, VAR_DIR
 from bot.dashboard.local_whatsapp import LocalCredentials, wants_simulator
 from bot.processes import LOOPBACK, Ports, bind_host, commands, secrets_environment, supervise
+from bot.settings import child_environment
 from bot.whatsapp.config import WhatsAppConfig
 
 CHANNEL = "bot.whatsapp.channel.WhatsAppInput"
@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     # The tokens reach the servers by environment: a command line is visible to every local user.
     tokens = secrets_environment()
     token = tokens["RASA_AUTH_TOKEN"]
-    env = {**os.environ, **tokens, "ACTIONS_PORT": str(ports.actions), "RASA_PORT": str(ports.rasa)}
+    env = child_environment({**tokens, "ACTIONS_PORT": str(ports.actions), "RASA_PORT": str(ports.rasa)})
     config = WhatsAppConfig.load(channel_credentials(), env)
     local = None
     if wants_simulator(config):

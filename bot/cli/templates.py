@@ -18,6 +18,7 @@ from typing import Any
 from bot.broadcast.template import LINK_PLACEHOLDER, TEMPLATES_DIR
 from bot.opt_out_link.settings import LINK_PATH, public_url
 from bot.opt_out_link.texts import TEXTS, language_of, texts_for
+from bot.settings import from_env
 
 EXAMPLE_TOKEN = "WzEsNDIsImItMSIsMTc5MDAwMDAwMF0.MiZxnjB7W6jbUEEMFdc3T4r-"
 
@@ -61,7 +62,7 @@ def _show(args: argparse.Namespace) -> int:
         print(f"no template {path}", file=sys.stderr)
         return 1
     try:
-        base_url = public_url(os.environ.get("BOT_PUBLIC_URL", ""))
+        base_url = public_url(from_env().public_url)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 
 from aiohttp import web
 
@@ -17,17 +16,18 @@ from bot.dashboard.simulator import SimulatorUnavailable, settings_from_env
 from bot.processes import auth_token
 from bot.publish.model_files import PUBLISHED_DIR, models_dir
 from bot.publish.records import LOG_NAME
+from bot.settings import from_env
 
 # Loopback only: the dashboard shows personal data and the simulator signs webhooks. To reach it
 # from elsewhere, put an HTTPS reverse proxy (or an SSH tunnel) in front of it.
 HOST = "127.0.0.1"
-TRUE = {"1", "true", "yes"}
 
 
 def main(argv: list[str] | None = None) -> None:
+    settings = from_env()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DASHBOARD_PORT", "5080")))
-    parser.add_argument("--rasa-port", type=int, default=int(os.environ.get("RASA_PORT", "5005")))
+    parser.add_argument("--port", type=int, default=settings.dashboard_port)
+    parser.add_argument("--rasa-port", type=int, default=settings.rasa_port)
     parser.add_argument(
         "--simulator",
         metavar="STAND_IN_URL",
@@ -39,13 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     config = DashboardConfig(
         token=auth_token(),
         rasa_url=rasa_url,
-        trust_proxy=os.environ.get("DASHBOARD_TRUST_PROXY", "").lower() in TRUE,
-        secure_cookie=os.environ.get("DASHBOARD_SECURE_COOKIE", "").lower() in TRUE,
-        publications=models_dir() / PUBLISHED_DIR / LOG_NAME,
+        trust_proxy=settings.dashboard_trust_proxy,
+        secure_cookie=settings.dashboard_secure_cookie,
+        publications=models_dir(settings) / PUBLISHED_DIR / LOG_NAME,
     )
     if args.simulator:
         try:
-            simulator = settings_from_env(os.environ, args.simulator, rasa_url)
+            simulator = settings_from_env(None, args.simulator, rasa_url)
             config = dataclasses.replace(config, simulator=simulator)
         except SimulatorUnavailable as reason:
             logging.getLogger(__name__).warning("simulator off: %s", reason)

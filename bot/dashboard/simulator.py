@@ -36,6 +36,7 @@ import aiohttp
 from bot.broadcast.template import template_message
 from bot.dashboard.bubbles import TEMPLATES_DIR, load_template, outbound_bubble
 from bot.db import run_sync, transaction
+from bot.settings import from_env
 from bot.store.identifiers import BSUID, Identifier
 from bot.store.identities import Address
 from bot.store.marketing_consent import may_send_marketing
@@ -71,12 +72,15 @@ class SimulatorSettings:
     phone_number_id: str
 
 
-def settings_from_env(environ: Mapping[str, str], stand_in_url: str, rasa_url: str) -> SimulatorSettings:
+def settings_from_env(
+    environ: Mapping[str, str] | None, stand_in_url: str, rasa_url: str
+) -> SimulatorSettings:
     """The simulator's settings, or SimulatorUnavailable unless the bot is wired to the stand-in."""
     stand_in_url = stand_in_url.rstrip("/")
     if urlsplit(stand_in_url).hostname not in LOOPBACK_HOSTS:
         raise SimulatorUnavailable(f"the Graph API stand-in must be on loopback, not {stand_in_url}")
-    api_url = environ.get("WHATSAPP_API_URL", "")
+    settings = from_env(environ)
+    api_url = settings.whatsapp_api_url
     if not api_url.startswith(stand_in_url + "/"):
         raise SimulatorUnavailable(
             "the bot sends to WhatsApp, not to the local stand-in (WHATSAPP_API_URL is not under "
@@ -84,18 +88,22 @@ def settings_from_env(environ: Mapping[str, str], stand_in_url: str, rasa_url: s
         )
     missing = [
         variable
-        for variable in ("WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID")
-        if not environ.get(variable)
+        for variable, value in (
+            ("WHATSAPP_APP_SECRET", settings.whatsapp_app_secret),
+            ("WHATSAPP_ACCESS_TOKEN", settings.whatsapp_access_token),
+            ("WHATSAPP_PHONE_NUMBER_ID", settings.whatsapp_phone_number_id),
+        )
+        if not value
     ]
     if missing:
         raise SimulatorUnavailable(f"{', '.join(missing)} not set")
     return SimulatorSettings(
         webhook_url=f"{rasa_url.rstrip('/')}/webhooks/whatsapp/webhook",
-        app_secret=environ["WHATSAPP_APP_SECRET"],
+        app_secret=settings.whatsapp_app_secret,
         stand_in_url=stand_in_url,
         api_url=api_url.rstrip("/"),
-        access_token=environ["WHATSAPP_ACCESS_TOKEN"],
-        phone_number_id=environ["WHATSAPP_PHONE_NUMBER_ID"],
+        access_token=settings.whatsapp_access_token,
+        phone_number_id=settings.whatsapp_phone_number_id,
     )
 
 

@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from bot.opt_out_link.token import LinkClaim, issue
 from bot.processes import opt_out_link_secret
+from bot.settings import from_env
 
 DEFAULT_TTL_DAYS = 30
 LINK_PATH = "/webhooks/whatsapp/opt-out/"
@@ -44,14 +44,11 @@ class LinkSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LinkSettings:
-        environ = os.environ if environ is None else environ
-        ttl = environ.get("OPT_OUT_LINK_TTL_DAYS") or str(DEFAULT_TTL_DAYS)
-        if not ttl.isdigit() or not 1 <= int(ttl) <= 366:
-            raise ValueError("OPT_OUT_LINK_TTL_DAYS must be a whole number of days, 1 to 366")
+        settings = from_env(environ)
         return cls(
-            secret=opt_out_link_secret(dict(environ)).encode(),
-            ttl_days=int(ttl),
-            public_url=public_url(environ.get("BOT_PUBLIC_URL", "")),
+            secret=opt_out_link_secret(environ).encode(),
+            ttl_days=settings.opt_out_link_ttl_days,
+            public_url=public_url(settings.public_url),
         )
 
 

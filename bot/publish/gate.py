@@ -15,7 +15,7 @@ from typing import Any
 from bot import PROJECT_ROOT
 
 # The gate's sets. From 2026-12-02 (session 5) the v5 "holdout" files are DEV sets: branch nlu5 was
-# tuned while they were the held-out measurement, and a held-out v6 is being written to replace
+# tuned while they were the held-out measurement, and the held-out v6 sets (`make eval`) replaced
 # them. The file names keep "holdout" because bench/data/ is frozen (its sha256s are recorded); the
 # gate never reads a newer held-out set (v6 and later): those belong to `make eval` alone.
 GATE_OPT_OUT_SET = PROJECT_ROOT / "bench" / "data" / "opt_out_holdout_v5.yml"

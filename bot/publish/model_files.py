@@ -13,19 +13,20 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
 from bot import PROJECT_ROOT
+from bot.settings import Settings, from_env
 
 PUBLISHED_DIR = "published"
 
 
-def models_dir(environ: Mapping[str, str] = os.environ) -> Path:
+def models_dir(settings: Settings | None = None) -> Path:
     """MODELS_DIR, else models/: the published copies (PUBLISHED_DIR), their log and the served
     current.tar.gz. With replicas on several hosts: shared storage, mounted at the same path."""
-    return Path(environ.get("MODELS_DIR") or PROJECT_ROOT / "models")
+    configured = (settings or from_env()).models_dir
+    return Path(configured) if configured else PROJECT_ROOT / "models"
 
 
 def model_id(archive: Path) -> str:

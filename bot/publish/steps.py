@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import PROJECT_ROOT
+from bot.settings import child_environment
 
 QUIET = {"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
 # The checks (training above all) often run on the host that serves the customers: at a lower
@@ -44,7 +45,7 @@ def _run(step: str, command: list[str], cwd: Path, log: Path) -> None:
         done = subprocess.run(
             command,
             cwd=cwd,
-            env={**os.environ, **QUIET},
+            env=child_environment(QUIET),
             stdout=stream,
             stderr=subprocess.STDOUT,
             preexec_fn=_lower_priority,

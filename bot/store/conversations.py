@@ -10,7 +10,6 @@ store can no longer find), and sweeps once more after it (a message that arrived
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
@@ -24,7 +23,7 @@ def tracker_url(environ: Mapping[str, str] | None = None) -> str:
     # Imported here: Rasa is heavy, and only the erasure needs its default.
     from bot.rasa_stores import tracker_store_url
 
-    return tracker_store_url(os.environ if environ is None else environ)
+    return tracker_store_url(environ)
 
 
 def _events(url: str) -> sa.Table | None:

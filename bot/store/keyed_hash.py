@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Mapping
 
 from bot.processes import suppression_secret
@@ -31,7 +30,7 @@ def keyed_hash(secret: bytes, identifier: Identifier) -> str:
 
 def secret(environ: Mapping[str, str] | None = None) -> bytes:
     """SUPPRESSION_SECRET, or the generated one in var/ (read each time: tests change the environment)."""
-    return suppression_secret(dict(os.environ if environ is None else environ)).encode()
+    return suppression_secret(environ).encode()
 
 
 def hash_of(identifier: Identifier) -> str:

@@ -66,6 +66,7 @@ from bot.whatsapp.outbound import (
 )
 from bot.whatsapp.rasa_input import ButtonPayloads, QuickReplyTable, rasa_text
 from bot.whatsapp.signature import HEADER, SignatureCheck, check_signature
+from bot.whatsapp.status_batches import StatusWriter
 from bot.whatsapp.unsupported import UnsupportedReplies, known_language
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,8 @@ class WhatsAppInput(InputChannel):
         self.button_payloads = ButtonPayloads.from_file(Path(config.domain_path))
         self.unsupported_replies = UnsupportedReplies.from_file(Path(config.domain_path))
         self.app: Any = None  # the Sanic app serving the webhook: Rasa's agent is app.ctx.agent
+        # Status webhooks are committed in batches by one writer (bot/whatsapp/status_batches.py).
+        self.statuses = StatusWriter(signals.record_statuses)
         self.client = (
             CloudApiClient(config.api_url, config.phone_number_id, config.access_token)
             if config.can_send
@@ -228,6 +231,8 @@ class WhatsAppInput(InputChannel):
 
         @webhook.listener("after_server_stop")
         async def close_client(*_: Any) -> None:
+            # In-flight requests have had their answers by now; what is still queued is committed.
+            await self.statuses.close()
             if self.client is not None:
                 await self.client.close()
 
@@ -272,8 +277,13 @@ class WhatsAppInput(InputChannel):
         if batch.unidentified:
             await self._count_unidentified(batch)
         try:
-            if batch.statuses or batch.preferences or batch.rotations:
-                await run_sync(signals.apply, batch.statuses, batch.preferences, batch.rotations)
+            # Rotations first: later events of the same webhook may already use the new ids.
+            if batch.rotations:
+                await run_sync(signals.apply_rotations, batch.rotations)
+            if batch.statuses:
+                await self.statuses.record(batch.statuses)
+            if batch.preferences:
+                await run_sync(signals.apply_preferences, batch.preferences)
         except Exception:
             logger.exception("could not record statuses / preferences / identity changes; asking for a retry")
             return response.json({"error": "temporarily unavailable"}, status=500)

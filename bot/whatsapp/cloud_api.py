@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,12 +63,18 @@ class Sent:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """Bounded: `attempts` in all, the waits doubling from `first_delay` up to `max_delay`, each
+    shortened by up to `jitter` of itself so that the replies of many conversations throttled at
+    the same moment (130429 during a broadcast) do not come back at the same moment either."""
+
     attempts: int = 4
     first_delay: float = 0.5
     max_delay: float = 8.0
+    jitter: float = 0.25
 
-    def delay(self, attempt: int) -> float:
-        return min(self.first_delay * 2 ** (attempt - 1), self.max_delay)
+    def delay(self, attempt: int, draw: float = 0.0) -> float:
+        """Pure: the wait after failed attempt `attempt` (1, 2, ...); `draw` in [0, 1)."""
+        return min(self.first_delay * 2 ** (attempt - 1), self.max_delay) * (1 - self.jitter * draw)
 
 
 class CloudApiClient:
@@ -128,7 +135,7 @@ class CloudApiClient:
                     title,
                 )
                 raise SendUnavailable(status, code, title, to)
-            delay = self._retry.delay(attempt)
+            delay = self._retry.delay(attempt, random.random())
             logger.info("WhatsApp send throttled or failing (%s %s), retry in %.1fs", code, title, delay)
             await asyncio.sleep(delay)
             attempt += 1

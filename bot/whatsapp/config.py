@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot import PROJECT_ROOT
+from bot.settings import from_env
 from bot.whatsapp.cloud_api import DEFAULT_API_URL
-
-# setting name -> environment variable
-ENVIRONMENT = {
-    "verify_token": "WHATSAPP_VERIFY_TOKEN",
-    "app_secret": "WHATSAPP_APP_SECRET",
-    "access_token": "WHATSAPP_ACCESS_TOKEN",
-    "phone_number_id": "WHATSAPP_PHONE_NUMBER_ID",
-    "api_url": "WHATSAPP_API_URL",
-    "allow_unsigned": "WHATSAPP_ALLOW_UNSIGNED",
-}
 
 
 @dataclass(frozen=True)
@@ -37,11 +27,18 @@ class WhatsAppConfig:
     def load(
         cls, credentials: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
     ) -> WhatsAppConfig:
-        environ = os.environ if environ is None else environ
+        settings = from_env(environ)
         values = {key: value for key, value in (credentials or {}).items() if value not in (None, "")}
-        for setting, variable in ENVIRONMENT.items():
-            if environ.get(variable):
-                values[setting] = environ[variable]
+        # The environment (WHATSAPP_*, bot.settings) wins over credentials.yml.
+        from_environment = {
+            "verify_token": settings.whatsapp_verify_token,
+            "app_secret": settings.whatsapp_app_secret,
+            "access_token": settings.whatsapp_access_token,
+            "phone_number_id": settings.whatsapp_phone_number_id,
+            "api_url": settings.whatsapp_api_url,
+            "allow_unsigned": settings.whatsapp_allow_unsigned,
+        }
+        values.update({key: value for key, value in from_environment.items() if value not in (None, "")})
         if "allow_unsigned" in values:
             values["allow_unsigned"] = str(values["allow_unsigned"]).lower() in {"1", "true", "yes"}
         if "quick_replies" in values:

@@ -23,8 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bot import yaml_files
 from bot.whatsapp.inbound import ButtonReply, InboundMessage, ListReply, QuickReply, TextMessage
 
 EXTERNAL_PREFIX = "EXTERNAL_"
@@ -75,7 +74,7 @@ class QuickReplyTable:
 
     @classmethod
     def from_file(cls, path: Path) -> QuickReplyTable:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = yaml_files.load(path) or {}
         table: dict[str, str] = {}
         for intent, keys in (document.get("intents") or {}).items():
             for key in keys:
@@ -104,7 +103,7 @@ class ButtonPayloads:
 
     @classmethod
     def from_file(cls, path: Path) -> ButtonPayloads:
-        return cls.from_domain(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        return cls.from_domain(yaml_files.load(path) or {})
 
     def __contains__(self, payload: object) -> bool:
         return payload in self._payloads

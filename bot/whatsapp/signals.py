@@ -49,19 +49,35 @@ def apply(
     rotations: Sequence[Rotation] = (),
 ) -> None:
     """Record every rotation, status and preference of one webhook (blocking: run it off the
-    event loop). Rotations first: later events of the same batch may already use the new ids."""
+    event loop). Rotations first: later events of the same batch may already use the new ids.
+    The channel does the same in three steps, its statuses through the group commit
+    (bot/whatsapp/status_batches.py)."""
+    apply_rotations(rotations)
+    if statuses:
+        record_statuses(statuses)
+    apply_preferences(preferences)
+
+
+def apply_rotations(rotations: Sequence[Rotation]) -> None:
     for rotation in rotations:
         with transaction() as conn:
             customer = rotate(
                 conn, rotation.old, rotation.new, from_unix(rotation.timestamp), rotation.message_id
             )
         logger.info("identity change (%s) recorded for customer %s", rotation.kind, customer.key)
-    if statuses:
-        # One transaction for all of a webhook's statuses: at broadcast volume (three per message
-        # sent) the commits, not the statements, are what the path spends its time on.
-        with transaction() as conn:
-            for status in statuses:
-                _apply_status(conn, status)
+
+
+def record_statuses(statuses: Sequence[StatusUpdate]) -> None:
+    """All these statuses in one transaction, in order (one webhook's, or a batch of many
+    webhooks': the commits, not the statements, are what the path spends its time on). A status
+    is idempotent and forward-only, so their order only matters for links and opt-outs, which
+    are idempotent too."""
+    with transaction() as conn:
+        for status in statuses:
+            _apply_status(conn, status)
+
+
+def apply_preferences(preferences: Sequence[MarketingPreference]) -> None:
     for preference in preferences:
         _apply_preference(preference)
 

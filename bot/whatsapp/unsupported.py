@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bot import yaml_files
 from bot.contract import Response, Slot
 
 
@@ -39,7 +38,7 @@ class UnsupportedReplies:
 
     @classmethod
     def from_file(cls, path: Path) -> UnsupportedReplies:
-        return cls.from_domain(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        return cls.from_domain(yaml_files.load(path) or {})
 
     def text_for(self, language: str | None) -> str:
         """Pure: the variation for the language, else the default language's, else the unconditioned

@@ -11,15 +11,10 @@
 // 4. dashboard: A's profile shows OPT_OUT (when and how), the tag filter finds A, the chart has bars;
 //    a search by C's username finds C, whose profile lists the BSUID and the opt-out.
 // A's profile name is markup on purpose: it must show as text, and no script of it may run.
-import { chromium } from "playwright-core";
+import { check, env, launchChromium } from "./chromium.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const BASE = env("DASHBOARD_URL");
 const TOKEN = env("ADMIN_TOKEN");
 const CUSTOMER_A = env("CUSTOMER_A");
@@ -32,23 +27,8 @@ const TIMEOUT = 90_000; // a turn on a cold Rasa server on a busy 2-core machine
 
 mkdirSync(SHOTS, { recursive: true });
 const problems = [];
-const check = (condition, message) => {
-  if (!condition) throw new Error(message);
-};
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   context.setDefaultTimeout(TIMEOUT);

@@ -10,15 +10,10 @@
 // 3. LINK_KEEP: "Keep receiving them" -> "Nothing has changed";
 // 4. LINK_SPANISH (a Spanish broadcast): the page, its buttons and the result are in Spanish;
 // 5. LINK_PHONE with one character changed: the "does not work" page, 404.
-import { chromium } from "playwright-core";
+import { check, env, launchChromium } from "./chromium.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const BUSINESS = env("BUSINESS");
 const LINK_PHONE = env("LINK_PHONE");
 const LINK_BSUID = env("LINK_BSUID");
@@ -59,23 +54,8 @@ const SPANISH = {
 };
 
 mkdirSync(SHOTS, { recursive: true });
-const check = (condition, message) => {
-  if (!condition) throw new Error(message);
-};
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 // A fresh phone per link (no state carried between customers). Every response of 400 or more,
 // every request to another origin and every console error is collected; `expectedStatus` lets
