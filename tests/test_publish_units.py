@@ -1,16 +1,23 @@
-"""Publishing without servers: the gate, the publication log, model files, what stops a rollback
-before it contacts a replica, one publish at a time, the load numbers, and the dashboard's page."""
+"""Publishing without Rasa: the gate, the publication log, model files, a whole publish with the
+checks stubbed against stand-in replicas (allowed, refused, forced, failing stories, a replica that
+refuses the model), what stops a rollback before it contacts a replica, one publish at a time, the
+load numbers, and the dashboard's page."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
 import sys
 import tarfile
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -20,7 +27,7 @@ from bench.stats import Attempt
 from bot.cli import main as cli_main
 from bot.dashboard.app import DashboardConfig, build_app
 from bot.publish import model_files, steps
-from bot.publish.flow import Settings, rollback
+from bot.publish.flow import Settings, publish, rollback
 from bot.publish.gate import Evaluation, evaluation_from_report, publish_allowed
 from bot.publish.records import (
     INITIAL,
@@ -280,3 +287,196 @@ def test_the_gate_evaluates_on_the_dev_sets_never_on_a_newer_held_out_one():
         "confirmation_answers_holdout_v5.yml",
     )
     assert GATE_OPT_OUT_SET.is_file() and GATE_CONFIRMATION_SET.is_file()
+
+
+# --- a whole publish with the checks stubbed and stand-in replicas ---
+# The real checks (validation, training, test stories, nlu_eval) and real Rasa replicas run in
+# tests/test_publish.py, once, for a publish the gate allows; here every branch of the decision.
+
+
+class StandInReplica:
+    """Rasa's two routes that publishing calls, on loopback: GET /status and PUT /model (which
+    reads the model file's fingerprint as Rasa would). Every load is appended to `loads`."""
+
+    def __init__(self, model_id: str, loads: list[tuple[str, str]], token: str = "t") -> None:
+        self.model_id, self.loads, self.token, self.refuse = model_id, loads, token, False
+        replica = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self, status: int, body: dict | None = None) -> None:
+                data = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorised(self) -> bool:
+                query = parse_qs(urlsplit(self.path).query)
+                return query.get("token") == [replica.token]
+
+            def do_GET(self) -> None:
+                if not self._authorised():
+                    return self._answer(401, {"message": "unauthorised"})
+                self._answer(200, {"model_id": replica.model_id})
+
+            def do_PUT(self) -> None:
+                if not self._authorised():
+                    return self._answer(401, {"message": "unauthorised"})
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if replica.refuse:
+                    return self._answer(500, {"message": "could not load the model"})
+                replica.model_id = model_files.model_id(Path(body["model_file"]))
+                replica.loads.append((replica.url, replica.model_id))
+                self._answer(204)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Checks:
+    """What the stubbed checks saw and what they answer: the numbers per model fingerprint."""
+
+    numbers: dict[str, tuple[float, float]]
+    candidate_id: str = "c" * 32
+    stories_pass: bool = True
+    ran: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def stubbed(tmp_path, monkeypatch) -> Iterator[tuple[Settings, Checks, list[StandInReplica], list]]:
+    models = tmp_path / "models"
+    models.mkdir()
+    fake_model(models / "current.tar.gz", "a" * 32)  # what the bot runs before the first publish
+    checks = Checks(numbers={"a" * 32: (0.93, 0.05)})
+
+    def train(project: Path, out_dir: Path, logs: Path) -> Path:
+        checks.ran.append("train")
+        return fake_model(out_dir / "candidate.tar.gz", checks.candidate_id)
+
+    def story_test(project: Path, model: Path, logs: Path) -> None:
+        checks.ran.append("stories")
+        if not checks.stories_pass:
+            (logs / "stories.log").write_text("1 story failed")
+            raise steps.StepFailed("running the test stories", logs / "stories.log")
+
+    def evaluate(name: str, model: Path, project: Path, holdout: Path, confirmation: Path, logs: Path):
+        checks.ran.append(f"evaluate {name}")
+        recall, fpr = checks.numbers[model_files.model_id(model)]
+        overall = {"recall": recall, "false_positive_rate": fpr, "precision": 0.9}
+        overall |= {"opt_out_examples": 210, "non_opt_out_examples": 210}
+        return {"opt_out": {str(holdout): {"model": {"overall": overall}}}}
+
+    monkeypatch.setattr(steps, "validate", lambda project, logs: checks.ran.append("validate"))
+    monkeypatch.setattr(steps, "train", train)
+    monkeypatch.setattr(steps, "story_test", story_test)
+    monkeypatch.setattr(steps, "evaluate", evaluate)
+    loads: list[tuple[str, str]] = []
+    replicas = [StandInReplica("a" * 32, loads), StandInReplica("a" * 32, loads)]
+    urls = tuple(r.url for r in replicas)
+    yield Settings(project=tmp_path, models_dir=models, rasa_urls=urls, token="t"), checks, replicas, loads
+    for replica in replicas:
+        replica.close()
+
+
+def published_files(settings: Settings) -> list[str]:
+    return sorted(p.name for p in settings.published_dir.glob("*.tar.gz"))
+
+
+def test_a_candidate_as_good_as_the_served_model_is_loaded_into_each_replica_and_recorded(stubbed, capsys):
+    settings, checks, replicas, loads = stubbed
+    checks.numbers[checks.candidate_id] = (0.92, 0.06)  # worse, within the tolerance
+
+    assert publish(settings) == 0
+
+    assert checks.ran == ["validate", "train", "stories", "evaluate candidate", "evaluate published"]
+    assert loads == [(replicas[0].url, checks.candidate_id), (replicas[1].url, checks.candidate_id)]
+    initial, published = read_log(settings.log_path)
+    assert (initial.kind, initial.model_id, initial.evaluation.recall) == (INITIAL, "a" * 32, 0.93)
+    assert (published.kind, published.previous, published.forced) == (PUBLISH, initial.id, False)
+    assert (published.evaluation.recall, published.baseline, published.tolerance) == (
+        0.92,
+        initial.evaluation,
+        0.02,
+    )
+    assert [r.url for r in published.replicas] == list(settings.rasa_urls)
+    assert model_files.model_id(settings.models_dir / "current.tar.gz") == checks.candidate_id
+    assert "PUBLISHED" in capsys.readouterr().out
+
+
+def test_a_candidate_worse_beyond_the_tolerance_is_refused_and_nothing_is_loaded(stubbed, capsys):
+    settings, checks, _replicas, loads = stubbed
+    checks.numbers[checks.candidate_id] = (0.90, 0.05)  # recall 0.03 lower
+    served = model_files.sha256(settings.models_dir / "current.tar.gz")
+
+    assert publish(settings) == 1
+
+    out = capsys.readouterr().out
+    assert "NOT PUBLISHED: the opt-out evaluation is worse than the published model's" in out
+    assert "opt-out recall 0.900 is worse than the published 0.930 by more than 0.020" in out
+    assert loads == [] and read_log(settings.log_path) == [] and published_files(settings) == []
+    assert model_files.sha256(settings.models_dir / "current.tar.gz") == served
+    assert list(settings.models_dir.glob("candidates/*/candidate.tar.gz")) == []  # not kept
+
+
+def test_a_forced_publish_of_a_worse_candidate_is_loaded_and_recorded_as_forced(stubbed):
+    settings, checks, _replicas, loads = stubbed
+    checks.numbers[checks.candidate_id] = (0.93, 0.09)  # false-positive rate 0.04 higher
+
+    assert publish(dataclasses.replace(settings, force=True)) == 0
+
+    _initial, forced = read_log(settings.log_path)
+    assert forced.forced is True
+    assert forced.gate_reasons == (
+        "false-positive rate 0.090 is worse than the published 0.050 by more than 0.020",
+    )
+    assert [model for _url, model in loads] == [checks.candidate_id] * 2
+
+
+def test_the_next_publish_compares_with_the_recorded_numbers_of_the_live_publication(stubbed):
+    settings, checks, _replicas, _loads = stubbed
+    checks.numbers[checks.candidate_id] = (0.95, 0.04)
+    assert publish(settings) == 0
+    checks.ran.clear()
+    checks.candidate_id = "d" * 32
+    checks.numbers[checks.candidate_id] = (0.92, 0.04)  # 0.03 below the live 0.95, not the first 0.93
+
+    assert publish(settings) == 1
+
+    assert checks.ran == ["validate", "train", "stories", "evaluate candidate"]  # not re-evaluated
+
+
+def test_failing_test_stories_stop_the_publish_before_the_evaluation(stubbed, capsys):
+    settings, checks, _replicas, loads = stubbed
+    checks.stories_pass = False
+    assert publish(dataclasses.replace(settings, force=True)) == 1  # --force does not skip them
+    assert "NOT PUBLISHED: running the test stories failed" in capsys.readouterr().out
+    assert checks.ran == ["validate", "train", "stories"]
+    assert loads == [] and read_log(settings.log_path) == []
+
+
+def test_a_replica_that_refuses_the_model_puts_the_switched_ones_back_and_nothing_is_recorded(
+    stubbed, capsys
+):
+    settings, checks, replicas, loads = stubbed
+    checks.numbers[checks.candidate_id] = (0.93, 0.05)
+    replicas[1].refuse = True
+
+    assert publish(settings) == 1
+
+    out = capsys.readouterr().out
+    assert "NOT PUBLISHED" in out and "HTTP 500" in out
+    assert f"put back on the previous model {'a' * 32}: {replicas[0].url}" in out
+    assert loads == [(replicas[0].url, checks.candidate_id), (replicas[0].url, "a" * 32)]
+    assert replicas[0].model_id == "a" * 32
+    # The served model was adopted as publication 1 (to have something to go back to); no publish.
+    assert [p.kind for p in read_log(settings.log_path)] == [INITIAL]
+    assert len(published_files(settings)) == 1  # the adopted copy; the candidate's was removed
