@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import os
+import subprocess
 import sys
 import tarfile
 import threading
@@ -27,7 +28,7 @@ from bench.stats import Attempt
 from bot.cli import main as cli_main
 from bot.dashboard.app import DashboardConfig, build_app
 from bot.publish import model_files, steps
-from bot.publish.flow import Settings, publish, rollback
+from bot.publish.flow import Settings, git_state, publish, rollback
 from bot.publish.gate import Evaluation, evaluation_from_report, publish_allowed
 from bot.publish.records import (
     INITIAL,
@@ -480,3 +481,18 @@ def test_a_replica_that_refuses_the_model_puts_the_switched_ones_back_and_nothin
     # The served model was adopted as publication 1 (to have something to go back to); no publish.
     assert [p.kind for p in read_log(settings.log_path)] == [INITIAL]
     assert len(published_files(settings)) == 1  # the adopted copy; the candidate's was removed
+
+
+def test_a_publication_names_the_projects_commit_and_whether_the_training_files_differ_from_it(tmp_path):
+    assert git_state(tmp_path) == (None, None)  # not a repository
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    (tmp_path / "domain.yml").write_text("version: '3.1'\n")
+    (tmp_path / "notes.txt").write_text("not a training file\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "notes.txt").write_text("edited\n")
+    assert git_state(tmp_path) == (head, False)
+    (tmp_path / "domain.yml").write_text("version: '3.1'\nresponses: {}\n")
+    assert git_state(tmp_path) == (head, True)
