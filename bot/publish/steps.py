@@ -63,9 +63,10 @@ def validate(project: Path, logs: Path) -> None:
 
 def train(project: Path, out_dir: Path, logs: Path) -> Path:
     """A full model (NLU and dialogue) into `out_dir`, never over the published one. Rasa reuses the
-    project's component cache (.rasa/cache): the featurizers (and unchanged policies) are restored;
-    DIET trains again every time, because Rasa 3.6's fingerprint run looks it up under another key
-    than the one its training run stores it under (docs/benchmarks.md, "Webhooks during a publish")."""
+    project's component cache (.rasa/cache, or RASA_CACHE_DIRECTORY): a component whose settings and
+    inputs did not change is restored, not trained. An edited response changes neither the NLU data
+    nor what the policies train on (Rasa strips the texts from their domain), so such a publish
+    trains nothing; an edited NLU example trains the featurizers and DIET again."""
     command = [
         sys.executable, "-m", "rasa", "train",
         "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
