@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,15 +34,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from bench.publish_load import copy_project, set_response, summary, webhooks_while
+from bench.publish_load import (
+    CHEAP_DIET_EPOCHS,
+    CHEAP_TED_EPOCHS,
+    copy_project,
+    set_response,
+    summary,
+    train,
+    webhooks_while,
+    with_epochs,
+)
 from bot import PROJECT_ROOT
 from bot.publish import model_files
 from bot.publish.gate import GATE_OPT_OUT_SET
 from bot.publish.records import INITIAL, PUBLISH, ROLLBACK, Publication, exclusive, read_log
 from bot.publish.replicas import loaded_model_id
-from bot.publish.steps import QUIET
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import CONFIRM_TITLE, OPTED_OUT, asks_for_confirmation, last_text, opt_out_count
 from tests.rasa_servers import APP_SECRET, AUTH_TOKEN, RunningBot, free_port, start_bot
@@ -55,8 +61,6 @@ pytestmark = [pytest.mark.rasa, pytest.mark.timeout(1800)]
 # it as a greeting or not understand it (nlu_fallback); either way the release edits both texts.
 BEFORE = ("Hi! I'm the", "Sorry, I didn't get that.")
 RATE = 2.0  # webhooks a second during the publish (make bench-publish measures at 6)
-CHEAP_DIET_EPOCHS = 5  # of the project's 40
-CHEAP_TED_EPOCHS = 3  # of the project's 40 (the test stories pass: rules and memoization carry them)
 
 
 @dataclass
@@ -99,25 +103,6 @@ class Setup:
 
 def url(bot: RunningBot) -> str:
     return f"http://127.0.0.1:{bot.rasa_port}"
-
-
-def with_epochs(project: Path, *, diet: int, ted: int) -> None:
-    """The copy's config.yml with fewer DIET and TED epochs; every other setting as the project has it."""
-    config_file = project / "config.yml"
-    config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    [diet_settings] = [c for c in config["pipeline"] if c["name"] == "DIETClassifier"]
-    [ted_settings] = [p for p in config["policies"] if p["name"] == "TEDPolicy"]
-    diet_settings["epochs"], ted_settings["epochs"] = diet, ted
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
-
-
-def train(project: Path, out: Path, cache: Path) -> Path:
-    """The bot's first model, trained from the copy as `make train` trains, into `cache`."""
-    command = [sys.executable, "-m", "rasa", "train", "--out", str(out), "--fixed-model-name", "initial"]
-    env = {**os.environ, **QUIET, "RASA_CACHE_DIRECTORY": str(cache)}
-    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=3000)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return out / "initial.tar.gz"
 
 
 def release(n: int) -> str:
