@@ -3,13 +3,15 @@ validates, trains, checks, evaluates and loads a new model into the running Rasa
 
 Run from the project root (`make bench-publish` does, after `make train`):
 
-    .venv/bin/python -m bench.publish_load [--model models/current.tar.gz] [--rate 6] [--json FILE]
+    .venv/bin/python -m bench.publish_load [--model models/current.tar.gz | --cheap] [--rate 6] [--json FILE]
 
 A throwaway PostgreSQL (conversations, customers, dedupe) and Redis (per-conversation locks), one
 action server and two Rasa servers on them (`tests.rasa_servers`), all on loopback, started on
 `--model`. The publishes work on a copy of the project (config, domain, data, test stories) and of
 its component cache (.rasa/cache, which `make train` filled), so that they train what a designer's
-publish would train. Two publishes, each after editing `utter_greet` in the copy (what the issue's
+publish would train. `--cheap` instead trains the bot's first model here, from a copy with DIET and
+TED at CHEAP_DIET_EPOCHS / CHEAP_TED_EPOCHS (as tests/test_publish.py does) and its own cache:
+minutes instead of `make train`'s ten, the same model size and the same publish steps. Two publishes, each after editing `utter_greet` in the copy (what the issue's
 "Done when" edits):
 1. one replica: `--rasa-url` A, every webhook to A;
 2. two replicas: `--rasa-url` A and B (loaded one after the other), webhooks alternately to A and B
