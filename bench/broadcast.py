@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.results import write_json
 from bot import PROJECT_ROOT
 
 SELECTION_SECONDS_TARGET = 5.0
@@ -207,8 +208,7 @@ def main() -> int:
     for name, met in verdicts:
         print(f"{'met   ' if met else 'MISSED'}  {name}")
     print("TARGETS MET" if all(met for _, met in verdicts) else "TARGETS MISSED")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     return 0
 
 

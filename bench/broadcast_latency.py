@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,10 +36,11 @@ import aiohttp
 
 from bench.broadcast_send import populate
 from bench.load import Customers, open_loop, send
+from bench.results import write_json
 from bench.stats import Attempt, LatencySummary
 from bot import PROJECT_ROOT
 from bot.fake_graph_api import StatusWebhooks
-from tests.rasa_servers import APP_SECRET, MODEL, RunningBot, start_bot
+from tests.rasa_servers import APP_SECRET, MODEL, RunningBot, bot_in_scratch
 
 RATIO_TARGET = 1.5
 WARM_UP = 5
@@ -153,21 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inbound-rate", type=float, default=2.0, help="customer messages/s")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-broadcast-latency-") as scratch:
-        bot = start_bot(Path(scratch), model=args.model.resolve())
-        try:
-            result = measure(bot, args)
-        finally:
-            bot.stop()
+    with bot_in_scratch("bench-broadcast-latency-", model=args.model.resolve()) as bot:
+        result = measure(bot, args)
     print(
         f"idle median {result['idle_p50_ms']} ms, during the {args.rate:g}/s broadcast"
         f" ({result['broadcast_messages_per_second_during']} messages/s measured, status webhooks"
         f" {result['status_webhook_answers_during']}) {result['during_p50_ms']} ms: x{result['ratio']}"
     )
     print(f"{'met   ' if result['met'] else 'MISSED'}  median during the broadcast <= {RATIO_TARGET}x idle")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return 0
 
 

@@ -20,7 +20,6 @@ Exit code 0 whenever it ran; the target (ACCURACY_TARGET overall) is reported, n
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bench.results import write_json
 
 HOLDOUT = Path("bench/data/language_holdout.yml")
 DEV_FILES = (Path("bench/data/opt_out_dev.yml"), Path("bench/data/confirmation_answers_dev.yml"))
@@ -148,9 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dev:
         for group, text, predicted in misses:
             print(f"  miss [{group}] {text!r} -> {predicted or UNDECIDED}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(args.json, report)
     return 0
 
 

@@ -29,9 +29,7 @@ import argparse
 import asyncio
 import itertools
 import json
-import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,10 +38,11 @@ from typing import Any
 
 import aiohttp
 
+from bench.results import scratch_kept_on_failure, write_json
 from bench.stats import Attempt, LatencySummary, losses, per_second
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER, sign
-from tests.rasa_servers import APP_SECRET, MODEL, RunningBot, start_bot
+from tests.rasa_servers import APP_SECRET, MODEL, RunningBot, start_bot_on
 from tests.servers import postgres_server, redis_server
 
 MESSAGE = "hello"
@@ -185,36 +184,28 @@ def replies_by_sender(bot: RunningBot) -> dict[str, int]:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Measure against freshly started servers; their logs are kept when anything fails."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     print(
         f"starting PostgreSQL, Redis, the action server and two Rasa servers ({args.model}) ...",
         file=sys.stderr,
     )
-    try:
-        with postgres_server() as postgres, redis_server() as redis:
-            url = postgres.create_database()
-            for name in ("a", "b"):
-                (workdir / name).mkdir()
-            first = start_bot(
-                workdir / "a",
-                model=args.model.resolve(),
-                database_url=url,
-                tracker_store_url=url,
-                redis_url=redis.url,
-            )
+    with (
+        scratch_kept_on_failure("bench-load-") as workdir,
+        postgres_server() as postgres,
+        redis_server() as redis,
+    ):
+        url = postgres.create_database()
+        for name in ("a", "b"):
+            (workdir / name).mkdir()
+        first = start_bot_on(workdir / "a", url, redis.url, model=args.model.resolve())
+        try:
+            second = first.start_replica(workdir / "b")
             try:
-                second = first.start_replica(workdir / "b")
-                try:
-                    runs = asyncio.run(measure([first, second], args.rates, args.duration))
-                finally:
-                    second.stop()
-                replies = replies_by_sender(first)
+                runs = asyncio.run(measure([first, second], args.rates, args.duration))
             finally:
-                first.stop()
-    except BaseException:
-        print(f"server logs kept in {workdir}", file=sys.stderr)
-        raise
-    shutil.rmtree(workdir)
+                second.stop()
+            replies = replies_by_sender(first)
+        finally:
+            first.stop()
     return [summary(r, replies) for r in runs]
 
 
@@ -240,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rows = run(args)
     print(table(rows))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    write_json(args.json, rows)
     lost = sum(row["lost"]["total"] for row in rows)
     if lost:
         print(f"{lost} messages lost", file=sys.stderr)

@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.results import write_json
+
 OPT_OUT = "opt_out"
 
 # Twilio's default opt-out keywords. Twilio only honours them when the *whole* message,
@@ -843,9 +845,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     payload["total_seconds"] = round(time.monotonic() - started_all, 1)
     print(f"\nnlu_eval took {payload['total_seconds']:.0f}s")
+    write_json(args.json, payload)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {args.json}")
     # Targets are reported, not enforced: exit 0 whenever the evaluation itself ran.
     return 0

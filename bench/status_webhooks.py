@@ -25,7 +25,6 @@ import asyncio
 import itertools
 import json
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,10 +33,11 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 
+from bench.results import write_json
 from bench.stats import Attempt, LatencySummary, per_second, percentile
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER, sign
-from tests.rasa_servers import APP_SECRET, RunningBot, start_bot
+from tests.rasa_servers import APP_SECRET, RunningBot, bot_in_scratch
 
 ORDER = ("sent", "delivered", "read")
 RECIPIENT = "16505551234"
@@ -178,16 +178,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="status-webhooks-") as tmp:
-        bot = start_bot(Path(tmp), model=args.model)
-        try:
-            result = asyncio.run(measure(bot, args))
-        finally:
-            bot.stop()
+    with bot_in_scratch("status-webhooks-", model=args.model) as bot:
+        result = asyncio.run(measure(bot, args))
     print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return 1 if result["answered_but_not_stored"] else 0
 
 

@@ -25,7 +25,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,10 +32,11 @@ from typing import Any
 
 import aiohttp
 
+from bench.results import write_json
 from bench.stats import cpu_seconds
 from bot.whatsapp import meta_payloads as meta
 from bot.whatsapp.signature import HEADER, sign
-from tests.rasa_servers import APP_SECRET, RunningBot, start_bot
+from tests.rasa_servers import APP_SECRET, RunningBot, bot_in_scratch
 
 # (group, path fragments of its frames): the first group any frame of a sample matches wins.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -184,16 +184,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="turn-profile-") as tmp:
-        bot = start_bot(Path(tmp), model=args.model)
-        try:
-            result = profile(bot, args, Path(tmp))
-        finally:
-            bot.stop()
+    with bot_in_scratch("turn-profile-", model=args.model) as bot:
+        result = profile(bot, args, bot.workdir)
     print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return 0
 
 

@@ -31,9 +31,7 @@ import asyncio
 import itertools
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from bench.results import scratch_kept_on_failure, write_json
 from bench.stats import (
     Attempt,
     LatencySummary,
@@ -374,18 +373,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, ChannelRun]:
     """Measure against a freshly started bot; the servers' logs are kept when anything fails."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-webhook-vs-rest-"))
     print(f"starting the action server and Rasa with {args.model} ...", file=sys.stderr)
-    try:
+    with scratch_kept_on_failure("bench-webhook-vs-rest-") as workdir:
         bot = start_bot(workdir, model=args.model.resolve(), credentials=CREDENTIALS)
         try:
             runs = asyncio.run(measure(bot, args))
         finally:
             bot.stop()
-    except BaseException:
-        print(f"server logs kept in {workdir}", file=sys.stderr)
-        raise
-    shutil.rmtree(workdir)
     return runs
 
 
@@ -393,8 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = report(run(args), args)
     print(table(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     lost = sum(result["lost"][name]["total"] for name in CHANNELS)
     if lost:
         print(f"{lost} messages lost", file=sys.stderr)

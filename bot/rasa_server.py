@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
 from bot.limits import limit_sanic_requests
 from bot.settings import from_env
@@ -42,9 +42,18 @@ def keep_the_root_log_level() -> None:
         import numpy.distutils.log  # noqa: F401
 
 
+def skip_the_access_log(environ: MutableMapping[str, str]) -> None:
+    """Sanic builds an access-log record for every request (the full URL, the peer address) even
+    when the logger then drops it, as it does at LOG_LEVEL_LIBRARIES' default (ERROR): about 3 % of
+    the Rasa process's CPU under a broadcast's status webhooks (docs/benchmarks.md). Off, unless an
+    operator sets SANIC_ACCESS_LOG (docs/production.md, "Logs"); read when Rasa builds its app."""
+    environ.setdefault("SANIC_ACCESS_LOG", "false")
+
+
 def main() -> None:
     sys.argv = rasa_argv(sys.argv[1:])
     limit_sanic_requests(os.environ)
+    skip_the_access_log(os.environ)
     keep_the_root_log_level()
     from rasa.__main__ import main as rasa_main  # heavy (TensorFlow): only once the token is there
 

@@ -43,10 +43,6 @@ from bot.settings import from_env
 
 logger = logging.getLogger(__name__)
 
-# Every Rasa process that serves conversations imports this module (endpoints.yml names its
-# stores) before its first turn: the place to take the repeated work out of Rasa's turns.
-rasa_patches.apply()
-
 T = TypeVar("T")
 
 
@@ -101,6 +97,9 @@ class SQLTrackerStoreFromEnv(SQLTrackerStore):
     def __init__(
         self, domain: Domain | None = None, event_broker: EventBroker | None = None, **_endpoint: Any
     ) -> None:
+        # Every Rasa process that serves conversations builds its stores (endpoints.yml names them)
+        # before its first turn: the place to take the repeated work out of Rasa's turns.
+        rasa_patches.apply()
         url = tracker_store_url()
         if url == DEFAULT_TRACKER_STORE_URL:
             private_dir(VAR_DIR)
@@ -199,6 +198,7 @@ class LockStoreFromEnv(LockStore):
     """
 
     def __new__(cls, endpoint_config: Any = None) -> LockStore:
+        rasa_patches.apply()  # as the tracker store does: whichever Rasa builds first
         return lock_store_for()
 
 

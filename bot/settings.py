@@ -4,7 +4,8 @@
 bad value with the variable's name (`SettingsError`), so that a typo stops a process at start
 instead of surfacing in the middle of a conversation. It reads the environment each time it is
 called: the processes call it when they start, tests change the environment between calls, and
-parsing twenty strings costs nothing next to what they then do.
+parsing twenty-five strings (~70 µs) costs nothing next to what they then do. The one variable
+read on every transaction, DATABASE_URL, has a reader of its own (`database_url()`, ~1 µs).
 
 No other module of bot/ or actions/ reads os.environ (tests/test_settings.py checks it); the ones
 that build a child process's environment, or set a variable for a library that reads only the
@@ -18,11 +19,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 TRUE = frozenset({"1", "true", "yes"})
 FALSE = frozenset({"0", "false", "no"})
 OPT_OUT_MODES = ("confirm", "immediate")
 MAX_LINK_TTL_DAYS = 366
+
+D = TypeVar("D", int, None)  # a whole number's default: a number, or None for "unset"
 
 
 class SettingsError(ValueError):
@@ -86,7 +90,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         opt_out_link_secret=_text(environ, "OPT_OUT_LINK_SECRET"),
         suppression_secret=_text(environ, "SUPPRESSION_SECRET"),
         public_url=_text(environ, "BOT_PUBLIC_URL"),
-        opt_out_link_ttl_days=_ttl_days(environ),
+        opt_out_link_ttl_days=_whole(
+            environ, "OPT_OUT_LINK_TTL_DAYS", 30, low=1, high=MAX_LINK_TTL_DAYS, what="a whole number of days"
+        ),
         opt_out_mode=_opt_out_mode(environ),
         dashboard_trust_proxy=_flag(environ, "DASHBOARD_TRUST_PROXY") or False,
         dashboard_secure_cookie=_flag(environ, "DASHBOARD_SECURE_COOKIE") or False,
@@ -101,6 +107,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def database_url(environ: Mapping[str, str] | None = None) -> str:
+    """DATABASE_URL alone, as `from_env().database_url` has it: `bot.db` asks on every transaction,
+    and reads it every time because tests point it at a fresh database for each test."""
+    return _text(os.environ if environ is None else environ, "DATABASE_URL")
+
+
 def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
     """This process's environment with `overrides`: what a child process (the servers started by
     `python -m bot run`) is given, so that it reads the same settings."""
@@ -111,20 +123,26 @@ def _text(environ: Mapping[str, str], name: str, default: str = "") -> str:
     return environ.get(name) or default
 
 
-def _whole(environ: Mapping[str, str], name: str, default: int | None, low: int) -> int | None:
+def _whole(
+    environ: Mapping[str, str],
+    name: str,
+    default: D,
+    low: int,
+    high: int | None = None,
+    what: str = "a whole number",
+) -> int | D:
+    """A whole number from `low` to `high` (no bound: None); unset or empty: `default`."""
     raw = (environ.get(name) or "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < low:
-        raise SettingsError(f"{name} must be a whole number, at least {low}; not {raw!r}")
+    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        bounds = f"at least {low}" if high is None else f"{low} to {high}"
+        raise SettingsError(f"{name} must be {what}, {bounds}; not {raw!r}")
     return int(raw)
 
 
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
-    port = _whole(environ, name, default, low=1)
-    if port is None or port > 65535:
-        raise SettingsError(f"{name} must be a port number, 1 to 65535; not {environ.get(name)!r}")
-    return port
+    return _whole(environ, name, default, low=1, high=65535, what="a port number")
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool | None:
@@ -137,13 +155,6 @@ def _flag(environ: Mapping[str, str], name: str) -> bool | None:
     if raw in FALSE:
         return False
     raise SettingsError(f"{name} must be 1, true or yes (or 0, false, no); not {raw!r}")
-
-
-def _ttl_days(environ: Mapping[str, str]) -> int:
-    raw = (environ.get("OPT_OUT_LINK_TTL_DAYS") or "").strip()
-    if raw and (not raw.isdigit() or not 1 <= int(raw) <= MAX_LINK_TTL_DAYS):
-        raise SettingsError(f"OPT_OUT_LINK_TTL_DAYS must be a whole number of days, 1 to {MAX_LINK_TTL_DAYS}")
-    return int(raw) if raw else 30
 
 
 def _opt_out_mode(environ: Mapping[str, str]) -> str:

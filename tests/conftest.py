@@ -6,19 +6,45 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.db import engine_for
 from bot.fake_graph_api import FakeGraphServer
 from bot.migrations import upgrade
-from tests.servers import PostgresServer, PostgresUnavailable, RedisServer, RedisUnavailable
-from tests.servers import postgres_server as start_postgres_server
-from tests.servers import redis_server as start_redis_server
+from tests import servers
+from tests.servers import PostgresServer, RedisServer, or_skip
 
 # Rasa refuses to read endpoints.yml while a ${VAR} in it is unset, and tests read it in-process
 # (tests/test_rasa_stores.py); the servers the tests start get their own (tests/rasa_servers.py).
 os.environ.setdefault("ACTION_SERVER_TOKEN", "tests-action-server-token")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def sanic_touch_up_once() -> Iterator[None]:
+    """Sanic's test client starts the app again for every request, and each start has Sanic's
+    TouchUp recompile the same request-handling methods from their source: measured at ~40 % of
+    the time of the in-process HTTP tests (tests/test_webhook.py and test_opt_out_link_routes.py
+    under cProfile). What it compiles depends only on which signals have handlers (Sanic 21.12:
+    its one scheme drops `dispatch` calls of signals nobody handles) and on what it touches up,
+    so a start that would compile exactly what the last one did keeps the methods as they are;
+    any other start is touched up as before."""
+    from sanic.touchup import TouchUp
+
+    original = TouchUp.__dict__["run"]
+    last: list[object] = []
+
+    def run(app: Any) -> None:
+        key = (frozenset(signal.path for signal in app.signal_router.routes), frozenset(TouchUp._registry))
+        if last == [key]:
+            return
+        original.__func__(TouchUp, app)
+        last[:] = [key]
+
+    TouchUp.run = run  # type: ignore[method-assign]
+    yield
+    TouchUp.run = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
@@ -55,11 +81,8 @@ def fake_graph() -> Iterator[FakeGraphServer]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A private PostgreSQL on loopback for the whole session, or a skip saying what is missing."""
-    try:
-        with start_postgres_server() as server:
-            yield server
-    except PostgresUnavailable as reason:
-        pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
+    with or_skip(servers.postgres_server()) as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -97,11 +120,8 @@ def postgres_db_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyP
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    try:
-        with start_redis_server() as server:
-            yield server
-    except RedisUnavailable as reason:
-        pytest.skip(f"Redis not found (apt-get install redis-server): {reason}")
+    with or_skip(servers.redis_server()) as server:
+        yield server
 
 
 # Fixtures that start a server process: a test using any of them, or the PostgreSQL half of a

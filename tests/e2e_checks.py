@@ -44,6 +44,11 @@ def customer(bot: RunningBot, wa_id: str) -> dict[str, Any] | None:
         return profile(conn, wa_id)
 
 
+def opt_out_tag(profile: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The customer's OPT_OUT tag in a profile (`customer`, `customers show`), None without one."""
+    return next((t for t in (profile or {}).get("tags", []) if t["name"] == "OPT_OUT"), None)
+
+
 def opt_out_count(bot: RunningBot, wa_id: str) -> tuple[int, int]:
     """(OPT_OUT tags, `opt_out` consent events) of the customer: (1, 1) when it landed exactly once."""
     found = customer(bot, wa_id) or {"tags": [], "consent_history": []}

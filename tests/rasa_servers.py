@@ -4,8 +4,8 @@ Everything runs on loopback with a throwaway SQLite database (customer store and
 the trained model from `make train`, and the project's own credentials.yml and endpoints.yml; only
 the secrets, the stores' URLs and the Graph API URL come from the environment, as in production.
 The servers are started with the runner's own command lines (`bot.processes`), on 127.0.0.1.
-`start_bot(..., database_url=, tracker_store_url=, redis_url=)` puts the bot on PostgreSQL and Redis
-instead, and `RunningBot.start_replica` adds a second Rasa server on the same stores.
+`start_bot_on(workdir, postgres_url, redis_url)` puts the bot on PostgreSQL and Redis instead, and
+`RunningBot.start_replica` adds a second Rasa server on the same stores.
 """
 
 from __future__ import annotations
@@ -17,12 +17,17 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot import PROJECT_ROOT
 from bot.fake_graph_api import FakeGraphServer
@@ -189,7 +194,7 @@ class RunningBot:
         )
 
 
-def start_bot(
+def new_bot(
     workdir: Path,
     *,
     model: Path = MODEL,
@@ -199,12 +204,14 @@ def start_bot(
     credentials: str = "credentials.yml",
     **extra_env: str,
 ) -> RunningBot:
-    """The bot on SQLite files in workdir and in-memory locks, unless the URLs say otherwise."""
+    """A bot not started yet: its customer store migrated (SQLite in workdir unless database_url
+    says otherwise; conversations likewise, in-memory locks unless redis_url), the fake Graph API
+    running and its ports chosen. `start_bot` starts it; a test may start it its own way."""
     if not model.exists():
         raise RuntimeError(f"{model} is missing: run `make train` (make test does it first)")
     database_url = database_url or f"sqlite:///{workdir / 'bot.sqlite3'}"
     upgrade(database_url)
-    bot = RunningBot(
+    return RunningBot(
         workdir=workdir,
         database_url=database_url,
         graph=FakeGraphServer(token=ACCESS_TOKEN).start(),
@@ -216,6 +223,11 @@ def start_bot(
         redis_url=redis_url,
         credentials=credentials,
     )
+
+
+def start_bot(workdir: Path, **options: Any) -> RunningBot:
+    """`new_bot(workdir, **options)` with its action server and Rasa server started."""
+    bot = new_bot(workdir, **options)
     try:
         bot.start_actions()
         bot.start_rasa()
@@ -223,6 +235,38 @@ def start_bot(
         bot.stop()
         raise
     return bot
+
+
+def start_bot_on(workdir: Path, postgres_url: str, redis_url: str, model: Path = MODEL) -> RunningBot:
+    """The bot as production runs it: customers and conversations in one PostgreSQL database,
+    the conversations' locks in Redis (replicas: `RunningBot.start_replica`)."""
+    return start_bot(
+        workdir, model=model, database_url=postgres_url, tracker_store_url=postgres_url, redis_url=redis_url
+    )
+
+
+def module_bot(name: str, **options: Any) -> Any:
+    """A module-scoped `bot` fixture: `start_bot(options)` in a folder named `name`, stopped after
+    the module's tests. In a test module: `bot = module_bot("e2e")`."""
+
+    @pytest.fixture(scope="module")
+    def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
+        running = start_bot(tmp_path_factory.mktemp(name), **options)
+        yield running
+        running.stop()
+
+    return bot
+
+
+@contextmanager
+def bot_in_scratch(prefix: str, **options: Any) -> Iterator[RunningBot]:
+    """`start_bot` in a temporary folder, for a benchmark: stopped and the folder deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        bot = start_bot(Path(scratch), **options)
+        try:
+            yield bot
+        finally:
+            bot.stop()
 
 
 def post_status(url: str, body: bytes, headers: dict[str, str] | None = None) -> int:

@@ -12,12 +12,16 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+import pytest
 import redis
 from sqlalchemy import create_engine, text
+
+T = TypeVar("T")
 
 # initdb refuses to run as root; the Debian package creates this system user.
 NON_ROOT_USER = "postgres"
@@ -31,12 +35,33 @@ SERVER_SETTINGS = {
 }
 
 
-class PostgresUnavailable(RuntimeError):
-    """The binaries (or a user allowed to run them) are missing: tests should skip, not fail."""
+class ServerUnavailable(RuntimeError):
+    """A server cannot be run on this machine: tests should skip (`or_skip`), not fail."""
+
+    missing = "a server"  # what to install, for the skip's reason
 
 
-class RedisUnavailable(RuntimeError):
-    """redis-server is missing: tests should skip, not fail."""
+class PostgresUnavailable(ServerUnavailable):
+    """The binaries (or a user allowed to run them) are missing."""
+
+    missing = "PostgreSQL binaries not found (apt-get install postgresql)"
+
+
+class RedisUnavailable(ServerUnavailable):
+    """redis-server is missing."""
+
+    missing = "Redis not found (apt-get install redis-server)"
+
+
+@contextmanager
+def or_skip(server: AbstractContextManager[T]) -> Iterator[T]:
+    """A server for a test (`with or_skip(postgres_server()) as server:`): where it cannot run
+    here, the test is skipped, saying what is missing."""
+    try:
+        with server as running:
+            yield running
+    except ServerUnavailable as reason:
+        pytest.skip(f"{reason.missing}: {reason}")
 
 
 @dataclass

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,12 @@ from bot import PROJECT_ROOT
 from bot.fake_graph_api import ScriptedFailure
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import conversation
-from tests.rasa_servers import AUTH_TOKEN, RunningBot, start_bot
+from tests.rasa_servers import AUTH_TOKEN, RunningBot, module_bot
 
 pytestmark = pytest.mark.rasa
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("broadcast-e2e"))
-    yield running
-    running.stop()
+bot = module_bot("broadcast-e2e")
 
 
 def import_customers(

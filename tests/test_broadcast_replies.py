@@ -77,8 +77,9 @@ def test_the_conversation_view_puts_broadcasts_between_rasas_events(sqlite_url):
     assert with_broadcasts([], [read])[0].detail == "broadcast message, read"
 
 
-async def test_action_validate_slot_mappings_sets_the_slot_from_the_metadata():
-    """rasa-sdk's own ValidationAction run, with the slots as domain.yml declares them."""
+async def test_action_validate_slot_mappings_sets_the_slot_from_the_metadata(sqlite_url):
+    """rasa-sdk's own ValidationAction run, with the slots as domain.yml declares them (it also
+    remembers the language it detects: in a test database, not the developer's var/)."""
     domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
     latest = {"text": "which shoes?", "metadata": {"broadcast_id": "b-1"}, "intent": {}, "entities": []}
     tracker = Tracker("c_1", {}, latest, [], False, None, {}, "action_listen")

@@ -20,7 +20,7 @@ import pytest
 
 from bot import PROJECT_ROOT
 from tests.browser_tools import CHROMIUM, SCREENSHOTS, playwright_dir
-from tests.rasa_servers import AUTH_TOKEN, RunningBot, _wait_for, free_port, start_bot
+from tests.rasa_servers import AUTH_TOKEN, RunningBot, _wait_for, free_port, module_bot
 
 pytestmark = pytest.mark.rasa
 
@@ -38,11 +38,7 @@ def playwright() -> Path:
     return playwright_dir()
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("browser"))
-    yield running
-    running.stop()
+bot = module_bot("browser")
 
 
 @pytest.fixture(scope="module")

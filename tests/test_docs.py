@@ -323,7 +323,9 @@ def _names_read(tree: ast.Module, constants: dict[str, str]) -> Iterator[str]:
         if isinstance(node, ast.Call):
             func = node.func
             environment_get = (
-                isinstance(func, ast.Attribute) and func.attr == "get" and _is_environment(func.value)
+                isinstance(func, ast.Attribute)
+                and func.attr in ("get", "setdefault")  # setdefault: a default an operator's value beats
+                and _is_environment(func.value)
             )
             getenv = (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) == "getenv"
             if environment_get or getenv:

@@ -6,9 +6,7 @@ Each test uses its own customer (wa_id), so the tests share one running bot.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -16,29 +14,13 @@ from sqlalchemy import text
 from bot.db import engine_for
 from bot.masking import mask_message_id
 from bot.whatsapp import meta_payloads as meta
-from tests.rasa_servers import RunningBot, start_bot
+from tests.e2e_checks import last_text, new_customer, opt_out_tag
+from tests.rasa_servers import RunningBot, module_bot
 
 pytestmark = pytest.mark.rasa
 
-_numbers = itertools.count(4915100000001)
 
-
-def new_customer() -> str:
-    return str(next(_numbers))
-
-
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("e2e"))
-    yield running
-    running.stop()
-
-
-def last_text(bot: RunningBot, wa_id: str) -> str:
-    body = bot.sent_to(wa_id)[-1]
-    if body["type"] == "interactive":
-        return body["interactive"]["body"]["text"]
-    return body["text"]["body"]
+bot = module_bot("e2e")
 
 
 def confirmation_buttons(bot: RunningBot, wa_id: str) -> list[dict]:
@@ -51,10 +33,6 @@ def confirmation_buttons(bot: RunningBot, wa_id: str) -> list[dict]:
 def show(bot: RunningBot, wa_id: str) -> dict | None:
     result = bot.cli("customers", "show", wa_id)
     return json.loads(result.stdout) if result.returncode == 0 else None
-
-
-def opt_out_tag(profile: dict | None) -> dict | None:
-    return next((t for t in (profile or {}).get("tags", []) if t["name"] == "OPT_OUT"), None)
 
 
 def test_stop_then_confirm_button_writes_the_opt_out_tag(bot):

@@ -13,25 +13,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 
 import pytest
 
 from bot.store.evidence import version_of
 from bot.whatsapp import meta_payloads as meta
 from tests.language_flows import CONFIRMATION, MESSAGES, body_text, button_titles, text_of, titles_of
-from tests.rasa_servers import RunningBot, start_bot
+from tests.rasa_servers import RunningBot, module_bot
 
 pytestmark = pytest.mark.rasa
 
 LOLA, MARTA = "34600100001", "34600100002"
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("e2e-evidence"), SUPPRESSION_SECRET="e2e-suppression-secret")
-    yield running
-    running.stop()
+bot = module_bot("e2e-evidence", SUPPRESSION_SECRET="e2e-suppression-secret")
 
 
 def cli_json(bot: RunningBot, *args: str) -> dict:

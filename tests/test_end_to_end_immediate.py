@@ -7,43 +7,26 @@ confirmed first. (The default mode, confirm, is what tests/test_end_to_end*.py r
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-
 import pytest
 import yaml
 
 from actions.opt_out_mode import KEYWORDS_FILE
 from bot.language import SUPPORTED
 from bot.whatsapp import meta_payloads as meta
-from tests.e2e_checks import customer
+from tests.e2e_checks import customer, new_customer, opt_out_tag
 from tests.language_flows import CONFIRMATION, MESSAGES, body_text, text_of, titles_of
-from tests.rasa_servers import RunningBot, start_bot
+from tests.rasa_servers import RunningBot, module_bot
 
 pytestmark = pytest.mark.rasa
 
-_numbers = itertools.count(4915400000001)
 
-
-def new_customer() -> str:
-    return str(next(_numbers))
-
-
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("e2e-immediate"), OPT_OUT_MODE="immediate")
-    yield running
-    running.stop()
+bot = module_bot("e2e-immediate", OPT_OUT_MODE="immediate")
 
 
 def show(bot: RunningBot, wa_id: str) -> dict:
     found = customer(bot, wa_id)
     assert found is not None
     return found
-
-
-def opt_out_tag(profile: dict) -> dict | None:
-    return next((t for t in profile["tags"] if t["name"] == "OPT_OUT"), None)
 
 
 @pytest.mark.parametrize("language", SUPPORTED)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from bot import PROJECT_ROOT
 from bot.language import SUPPORTED
 from bot.whatsapp import meta_payloads as meta
+from tests.e2e_checks import new_customer
 from tests.language_flows import (
     CONFIRMATION,
     MESSAGES,
@@ -25,23 +25,14 @@ from tests.language_flows import (
     text_of,
     titles_of,
 )
-from tests.rasa_servers import RunningBot, start_bot
+from tests.rasa_servers import RunningBot, module_bot
 
 pytestmark = pytest.mark.rasa
 
-_numbers = itertools.count(4915300000001)
 RESULTS = PROJECT_ROOT / "results" / "language_e2e.json"
 
 
-def new_customer() -> str:
-    return str(next(_numbers))
-
-
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("e2e-languages"))
-    yield running
-    running.stop()
+bot = module_bot("e2e-languages")
 
 
 def keyword_then_yes_button(bot: RunningBot, language: str) -> str:

@@ -32,29 +32,22 @@ from tests.e2e_checks import (
     tracker_events,
     user_turns,
 )
-from tests.rasa_servers import RunningBot, start_bot
-from tests.servers import PostgresServer, PostgresUnavailable, postgres_server
+from tests.rasa_servers import RunningBot, start_bot_on
+from tests.servers import PostgresServer, or_skip, postgres_server
 
 pytestmark = pytest.mark.rasa
 
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[PostgresServer]:
-    try:
-        with postgres_server() as server:
-            yield server
-    except PostgresUnavailable as reason:
-        pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
+    with or_skip(postgres_server()) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory, database, redis_server) -> Iterator[RunningBot]:
-    url = database.create_database()
-    running = start_bot(
-        tmp_path_factory.mktemp("faults"),
-        database_url=url,
-        tracker_store_url=url,
-        redis_url=redis_server.database_url(6),
+    running = start_bot_on(
+        tmp_path_factory.mktemp("faults"), database.create_database(), redis_server.database_url(6)
     )
     yield running
     running.stop()

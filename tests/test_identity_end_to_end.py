@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from bot.db import engine_for, transaction
 from bot.store.customers import profile
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import new_customer, tracker_events, user_turns
-from tests.rasa_servers import RunningBot, start_bot
+from tests.rasa_servers import RunningBot, module_bot
 
 pytestmark = pytest.mark.rasa
 
@@ -32,11 +31,7 @@ def new_bsuid() -> str:
     return f"DE.{next(_bsuids)}"
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("identity-e2e"))
-    yield running
-    running.stop()
+bot = module_bot("identity-e2e")
 
 
 def shown(bot: RunningBot, who: str) -> dict[str, Any] | None:

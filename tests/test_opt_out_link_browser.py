@@ -17,7 +17,6 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,7 +26,7 @@ import pytest
 from bot.broadcast.template import LINK_PLACEHOLDER, TEMPLATES_DIR, load_buttons
 from bot.business import business_name
 from tests.browser_tools import CHROMIUM, SCREENSHOTS, playwright_dir
-from tests.rasa_servers import RunningBot, start_bot
+from tests.rasa_servers import RunningBot, module_bot
 
 pytestmark = pytest.mark.rasa
 
@@ -51,11 +50,7 @@ def playwright() -> Path:
     return playwright_dir()
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    running = start_bot(tmp_path_factory.mktemp("opt-out-link"))
-    yield running
-    running.stop()
+bot = module_bot("opt-out-link")
 
 
 def broadcast(bot: RunningBot, tag: str, language: str, broadcast_id: str) -> None:

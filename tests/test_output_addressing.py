@@ -64,3 +64,13 @@ async def test_a_message_that_needs_a_number_is_dropped_and_the_turn_goes_on(out
     await output.send_text_message(key, "a one-tap code")  # no exception: the turn is not failed
     await output.send_text_message(key, "next message")
     assert [m["body"]["text"]["body"] for m in fake_graph.state.sent] == ["next message"]
+
+
+async def test_an_address_read_with_the_inbound_message_is_used_without_asking_the_store(output, fake_graph):
+    # The channel reads the sender's address in the claim's transaction and hands it to the turn's
+    # output channel. Here the store does not know the key at all: only the handed-over address
+    # can make the reply go out.
+    known = WhatsAppOutput(output.client, {"c-not-in-the-store": Address("recipient", USER_ID)})
+    await known.send_text_message("c-not-in-the-store", "hello")
+    [sent] = fake_graph.state.sent
+    assert sent["body"]["recipient"] == USER_ID

@@ -13,9 +13,8 @@ test stories and a replica refusing the model are the same flow with the checks 
 (docs/benchmarks.md).
 
 What keeps the module within minutes:
-- the copy's config.yml has the project's pipeline and policies with DIET at CHEAP_DIET_EPOCHS and
-  TED at CHEAP_TED_EPOCHS (instead of 40 each; the test stories still pass, rules and memoization
-  carry them), and the bot starts on a model trained from it here, with its own component cache;
+- the copy's config.yml has the project's pipeline and policies with DIET at CHEAP_DIET_EPOCHS
+  (instead of 40; the test stories still pass, rules and memoization decide every step), and the bot starts on a model trained from it here, with its own component cache;
 - the publish edits responses only, so its training restores every component from that cache
   (config.yml's `hidden_layers_sizes`, tests/test_training_cache.py): DIET is not trained again,
   which the test checks, and the candidate's opt-out numbers are the served model's exactly.
@@ -37,7 +36,6 @@ import pytest
 
 from bench.publish_load import (
     CHEAP_DIET_EPOCHS,
-    CHEAP_TED_EPOCHS,
     copy_project,
     set_response,
     summary,
@@ -134,7 +132,7 @@ def replies_by_sender(bot: RunningBot) -> dict[str, int]:
 def setup(tmp_path_factory, postgres_server, redis_server) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("publish")
     project = copy_project(root / "project", cache=False)
-    with_epochs(project, diet=CHEAP_DIET_EPOCHS, ted=CHEAP_TED_EPOCHS)
+    with_epochs(project, diet=CHEAP_DIET_EPOCHS)
     cache = root / "rasa-cache"  # the copy's own: the publish must find what this training stored
     models = root / "models"
     models.mkdir()

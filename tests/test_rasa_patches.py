@@ -13,13 +13,17 @@ from aiohttp import web
 from bot import PROJECT_ROOT
 from tests.loopback import serving_post
 
+# Rasa's actions module loads TensorFlow (~9 s of CPU, ~20 s on a busy machine), which no other test
+# of `make fast` needs: `make test` runs these, `make fast` does not.
+pytestmark = pytest.mark.slow
+
 VALID = {"events": [{"event": "slot", "name": "already_opted_out", "value": False}], "responses": []}
 
 
 @pytest.fixture(scope="module")
 def rasa() -> SimpleNamespace:
-    """Rasa's RemoteAction and what running one takes, with the patches applied (as endpoints.yml's
-    stores apply them in Rasa). Imported here, not when the file is collected: Rasa's actions
+    """Rasa's RemoteAction and what running one takes, with the patches applied (as building
+    endpoints.yml's stores applies them in Rasa). Imported here, not when the file is collected: Rasa's actions
     module loads TensorFlow (~9 s of CPU), which no other test of `make fast` needs."""
     from rasa.core.actions.action import RemoteAction
     from rasa.core.channels.channel import CollectingOutputChannel
@@ -29,9 +33,9 @@ def rasa() -> SimpleNamespace:
     from rasa.shared.core.trackers import DialogueStateTracker
     from rasa.utils.endpoints import EndpointConfig
 
-    import bot.rasa_stores  # noqa: F401  (applies the patches)
     from bot import rasa_patches
 
+    rasa_patches.apply()
     return SimpleNamespace(
         RemoteAction=RemoteAction,
         CollectingOutputChannel=CollectingOutputChannel,
@@ -89,8 +93,33 @@ async def run_action(rasa: SimpleNamespace, endpoint: Any) -> list[Any]:
     )
 
 
-def test_loading_the_stores_applies_the_patch(rasa):
+@pytest.mark.parametrize("store", ["tracker", "lock"])
+def test_building_either_store_applies_the_patch(rasa, store, tmp_path, monkeypatch):
+    from bot.rasa_stores import LockStoreFromEnv, SQLTrackerStoreFromEnv
+
+    def unpatched(action: Any, result: dict[str, Any]) -> bool:
+        raise AssertionError("the patch was not applied")
+
+    monkeypatch.setattr(rasa.RemoteAction, "_validate_action_result", unpatched)
+    monkeypatch.setenv("TRACKER_STORE_URL", f"sqlite:///{tmp_path / 'tracker.sqlite3'}")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("SANIC_WORKERS", raising=False)
+    if store == "tracker":
+        SQLTrackerStoreFromEnv(domain=rasa.domain).engine.dispose()
+    else:
+        LockStoreFromEnv()
+
     assert rasa.RemoteAction._validate_action_result is rasa.patches.validate_action_result
+
+
+def test_rasas_agent_has_loaded_the_actions_module_when_it_builds_the_stores(rasa):
+    # `apply()` patches only a loaded actions module (it would load TensorFlow otherwise): this is
+    # what makes it loaded in every process that runs actions. The agent module, which builds the
+    # stores in `load_agent`, imports the processor at its top, and the processor the actions.
+    from rasa.core import agent, processor
+
+    assert agent.MessageProcessor is processor.MessageProcessor
+    assert processor.Action.__module__ == rasa.patches.ACTIONS_MODULE
 
 
 async def test_the_action_result_schema_is_checked_once_for_several_action_calls(

@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from bot import PROJECT_ROOT
 from bot.contract import watch_turn
+from bot.rasa_patches import ACTIONS_MODULE
 from bot.rasa_stores import (
     DEFAULT_TRACKER_STORE_URL,
     AtomicRedisLockStore,
@@ -28,7 +29,7 @@ from bot.rasa_stores import (
     redis_lock_settings,
     tracker_store_url,
 )
-from tests.servers import PostgresServer, PostgresUnavailable, RedisServer, postgres_server
+from tests.servers import PostgresServer, RedisServer, or_skip, postgres_server
 
 ENDPOINTS = PROJECT_ROOT / "endpoints.yml"
 DOMAIN = Domain.load(PROJECT_ROOT / "domain.yml")
@@ -40,6 +41,16 @@ def tracker_store_from_endpoints() -> TrackerStore:
 
 def lock_store_from_endpoints() -> LockStore:
     return LockStore.create(read_endpoint_config(str(ENDPOINTS), "lock_store"))
+
+
+def test_building_the_stores_without_rasas_actions_module_leaves_it_unloaded(tmp_path, monkeypatch):
+    # Nothing to patch where no action runs (bot/rasa_patches.py), and loading it costs TensorFlow.
+    monkeypatch.delitem(sys.modules, ACTIONS_MODULE, raising=False)
+    monkeypatch.setenv("TRACKER_STORE_URL", f"sqlite:///{tmp_path / 'tracker.sqlite3'}")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    tracker_store_from_endpoints()
+    lock_store_from_endpoints()
+    assert ACTIONS_MODULE not in sys.modules
 
 
 def a_conversation(sender_id: str) -> DialogueStateTracker:
@@ -139,11 +150,8 @@ def test_a_missing_database_driver_stops_rasa_instead_of_falling_back_to_memory(
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A server of its own, because the test stops it."""
-    try:
-        with postgres_server() as server:
-            yield server
-    except PostgresUnavailable as reason:
-        pytest.skip(f"PostgreSQL binaries not found (apt-get install postgresql): {reason}")
+    with or_skip(postgres_server()) as server:
+        yield server
 
 
 async def test_conversations_are_read_again_after_postgresql_restarts(own_postgres, monkeypatch):

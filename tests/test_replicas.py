@@ -21,19 +21,15 @@ from tests.e2e_checks import (
     tracker_events,
     user_turns,
 )
-from tests.rasa_servers import RunningBot, start_bot
+from tests.rasa_servers import RunningBot, start_bot_on
 
 pytestmark = pytest.mark.rasa
 
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory, postgres_server, redis_server) -> Iterator[tuple[RunningBot, RunningBot]]:
-    url = postgres_server.create_database()
-    first = start_bot(
-        tmp_path_factory.mktemp("replica-a"),
-        database_url=url,
-        tracker_store_url=url,
-        redis_url=redis_server.database_url(5),
+    first = start_bot_on(
+        tmp_path_factory.mktemp("replica-a"), postgres_server.create_database(), redis_server.database_url(5)
     )
     try:
         second = first.start_replica(tmp_path_factory.mktemp("replica-b"))

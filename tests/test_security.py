@@ -29,7 +29,7 @@ from tests.e2e_checks import (
     opt_out_count,
     rasa_api,
 )
-from tests.rasa_servers import AUTH_TOKEN, RunningBot, start_bot
+from tests.rasa_servers import AUTH_TOKEN, RunningBot, module_bot
 
 # --- the runner and the configuration files (no servers) ---
 
@@ -89,12 +89,8 @@ def scalars(document: object) -> list[object]:
 # --- the running bot ---
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory) -> Iterator[RunningBot]:
-    # LOG_LEVEL pinned: what production logs by default, whatever the shell running the tests says.
-    running = start_bot(tmp_path_factory.mktemp("security"), LOG_LEVEL="INFO")
-    yield running
-    running.stop()
+# LOG_LEVEL pinned: what production logs by default, whatever the shell running the tests says.
+bot = module_bot("security", LOG_LEVEL="INFO")
 
 
 def call(bot: RunningBot, method: str, path: str, token: str | None) -> int:

@@ -24,9 +24,7 @@ import pytest
 import yaml
 
 from bot import PROJECT_ROOT
-from bot.fake_graph_api import FakeGraphServer
 from bot.limits import REQUEST_MAX_SIZE
-from bot.migrations import upgrade
 from bot.processes import LOOPBACK, Ports, bind_host, commands, secrets_environment
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import CONFIRM_TITLE, new_customer, opt_out_count
@@ -39,6 +37,7 @@ from tests.rasa_servers import (
     RunningBot,
     _wait_for,
     free_port,
+    new_bot,
     post_status,
 )
 
@@ -125,20 +124,12 @@ LOOPBACK_HEX = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and
 def runner(tmp_path_factory) -> Iterator[RunningBot]:
     """`python -m bot run --model ...` with its output in runner.log; DEBUG, the most it ever logs."""
     workdir = tmp_path_factory.mktemp("exposure")
-    database_url = f"sqlite:///{workdir / 'bot.sqlite3'}"
-    upgrade(database_url)
-    bot = RunningBot(
-        workdir=workdir,
-        database_url=database_url,
-        graph=FakeGraphServer(token=ACCESS_TOKEN).start(),
-        rasa_port=free_port(),
-        actions_port=free_port(),
-        extra_env={
-            "DASHBOARD_PORT": str(free_port()),
-            "BOT_BIND_HOST": "",  # the default, whatever the shell running the tests says
-            "LOG_LEVEL": "DEBUG",
-            "LOG_LEVEL_LIBRARIES": "DEBUG",  # Sanic's access log, with every URL it serves
-        },
+    bot = new_bot(
+        workdir,
+        DASHBOARD_PORT=str(free_port()),
+        BOT_BIND_HOST="",  # the default, whatever the shell running the tests says
+        LOG_LEVEL="DEBUG",
+        LOG_LEVEL_LIBRARIES="DEBUG",  # Sanic's access log, with every URL it serves
     )
     log = workdir / "runner.log"
     bot.processes["runner"] = subprocess.Popen(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings, SettingsError, child_environment, from_env
+from bot.settings import Settings, SettingsError, child_environment, database_url, from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +92,25 @@ def test_a_bad_value_is_refused_with_the_variables_name(variable, value):
         from_env({variable: value})
 
 
+@pytest.mark.parametrize("environ", [{}, {"DATABASE_URL": ""}, {"DATABASE_URL": "postgresql://bot@db/bot"}])
+def test_the_database_url_alone_reads_as_the_settings_do(environ):
+    # bot.db reads DATABASE_URL alone on every transaction: it must agree with from_env().
+    assert database_url(environ) == from_env(environ).database_url
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "bounds"),
+    [
+        ("RASA_PORT", "70000", "1 to 65535"),
+        ("OPT_OUT_LINK_TTL_DAYS", "0", "1 to 366"),
+        ("SANIC_WORKERS", "0", "at least 1"),
+    ],
+)
+def test_a_number_out_of_range_is_refused_with_its_bounds(variable, value, bounds):
+    with pytest.raises(SettingsError, match=f"{variable} must be .*, {bounds}; not '{value}'"):
+        from_env({variable: value})
+
+
 def test_settings_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().rasa_port = 1  # type: ignore[misc]
@@ -103,9 +122,9 @@ def test_a_child_process_gets_this_environment_with_the_overrides(monkeypatch):
     assert from_env(env).rasa_port == 6005 and from_env(env).actions_port == 6055
 
 
-# Environment writes that stay where they are: a helper that sets defaults for Sanic, which reads
+# Environment writes that stay where they are: helpers that set defaults for Sanic, which reads
 # only the environment. (`os.environ[NAME] = value` needs no entry: an assignment is no read.)
-WRITERS = {"limit_sanic_requests"}
+WRITERS = {"limit_sanic_requests", "skip_the_access_log"}
 
 
 def _environment_reads(tree: ast.Module) -> list[int]:
@@ -156,3 +175,19 @@ os.environ["D"] = "1"
 limit_sanic_requests(os.environ)
 """
     assert _environment_reads(ast.parse(source)) == [3, 4, 5]
+
+
+def test_the_rasa_server_builds_no_access_log_records_unless_an_operator_asks():
+    from sanic.config import Config
+
+    from bot.rasa_server import skip_the_access_log
+
+    quiet: dict[str, str] = {}
+    skip_the_access_log(quiet)
+    asked = {"SANIC_ACCESS_LOG": "true"}
+    skip_the_access_log(asked)
+    assert asked == {"SANIC_ACCESS_LOG": "true"}
+    # What Sanic makes of it when Rasa builds its app: it reads SANIC_* from the environment.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SANIC_ACCESS_LOG", quiet["SANIC_ACCESS_LOG"])
+        assert Config().ACCESS_LOG is False

@@ -207,6 +207,26 @@ async def test_out_of_order_statuses_in_one_batch_end_in_the_latest_state(app):
     ]
 
 
+def test_one_row_per_message_holds_its_furthest_status_and_its_first_callback_data():
+    def update(wamid: str, status: str, callback: str | None = None) -> StatusUpdate:
+        payload = meta.status(wamid, CUSTOMER, status, callback_data=callback)
+        return parse_webhook(payload).statuses[0]
+
+    rows = inbox.forward_most(
+        [
+            update("wamid.F1", "delivered", "b-1"),
+            update("wamid.F2", "sent"),
+            update("wamid.F3", "no-such-status"),  # unknown: not stored
+            update("wamid.F1", "read", "b-2"),
+            update("wamid.F1", "sent"),
+        ]
+    )
+    assert [(r["wamid"], r["status"], r["callback_data"]) for r in rows] == [
+        ("wamid.F1", "read", "b-1"),
+        ("wamid.F2", "sent", None),
+    ]
+
+
 # --- the writer itself, with a commit function of the test's own ---
 
 

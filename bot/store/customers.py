@@ -6,11 +6,13 @@ display data and seen times, and assembles the profile.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import Update
 
 from bot.consent import OPT_OUT, marketing_allowed, opt_out_request_open, opted_out, suppressed
 from bot.schema import consent_events, customers, opt_out_requests, tags
@@ -38,8 +40,22 @@ def record_sighting(
     moves forward, and the name and username (WhatsApp profile, when given) are taken from the
     newest one.
     """
-    seen_at = to_db(seen_at)
+    # The parameters' names differ from the columns': an UPDATE takes a parameter named like a
+    # column as a value to SET.
+    parameters: dict[str, Any] = {"sighted_customer": customer_id, "sighted_at": to_db(seen_at)}
+    if name:
+        parameters["sighted_name"] = name
+    if username:
+        parameters["sighted_username"] = username
+    conn.execute(_sighting(bool(name), bool(username)), parameters)
+
+
+@functools.cache
+def _sighting(with_name: bool, with_username: bool) -> Update:
+    """The sighting's UPDATE, built once per shape (every inbound message runs one; see
+    bot/store/identities.py on statements built once)."""
     c = customers.c
+    seen_at = bindparam("sighted_at")
     newest = or_(c.last_seen_at.is_(None), c.last_seen_at <= seen_at)
     changes: dict[str, Any] = {
         "first_seen_at": case(
@@ -48,11 +64,11 @@ def record_sighting(
         ),
         "last_seen_at": case((newest, seen_at), else_=c.last_seen_at),
     }
-    if name:
-        changes["name"] = case((newest, name), else_=c.name)
-    if username:
-        changes["username"] = case((newest, username), else_=c.username)
-    conn.execute(update(customers).where(c.id == customer_id).values(changes))
+    if with_name:
+        changes["name"] = case((newest, bindparam("sighted_name")), else_=c.name)
+    if with_username:
+        changes["username"] = case((newest, bindparam("sighted_username")), else_=c.username)
+    return update(customers).where(c.id == bindparam("sighted_customer")).values(changes)
 
 
 def ensure_customer(conn: Connection, who: str, name: str | None = None) -> tuple[int, bool]:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bot.db import insert_or_ignore
@@ -73,6 +73,32 @@ EVIDENCE = frozenset(
 _ic = customer_identities.c
 _c = customers.c
 
+# The statements every inbound message runs (claim, sighting, reply address), built once with
+# bound parameters: SQLAlchemy then reuses their cache key and compiled form, where a statement
+# built per call cost ~7x as much CPU (docs/benchmarks.md, issue 11's WhatsApp-vs-REST gap).
+_CUSTOMER = select(_c.id, _c.key, _c.merged_into).where(_c.id == bindparam("customer_id"))
+_FAMILY = (
+    select(_c.id)
+    .where(or_(_c.id == bindparam("customer_id"), _c.merged_into == bindparam("customer_id")))
+    .order_by(_c.id)
+)
+_IDENTITY_ROW = (  # the identifier's active row first ('active' < 'superseded'), then the latest
+    select(_ic.customer_id, _ic.status)
+    .where(_ic.kind == bindparam("kind"), _ic.value == bindparam("value"))
+    .order_by(_ic.status, _ic.superseded_at.desc(), _ic.id.desc())
+    .limit(1)
+)
+_TOUCH = (  # parameters named unlike the columns: an UPDATE would SET a column-named one
+    update(customer_identities)
+    .where(
+        _ic.kind == bindparam("touched_kind"),
+        _ic.value == bindparam("touched_value"),
+        _ic.status == ACTIVE,
+        _ic.last_seen_at < bindparam("touched_at"),
+    )
+    .values(last_seen_at=bindparam("touched_at"))
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Customer:
@@ -100,10 +126,10 @@ def check_evidence(evidence: str) -> None:
 
 def live(conn: Connection, customer_id: int) -> Customer:
     """The customer itself, or the one it was merged into."""
-    row = conn.execute(select(_c.id, _c.key, _c.merged_into).where(_c.id == customer_id)).one()
+    row = conn.execute(_CUSTOMER, {"customer_id": customer_id}).one()
     if row.merged_into is None:
         return Customer(row.id, row.key)
-    survivor = conn.execute(select(_c.id, _c.key).where(_c.id == row.merged_into)).one()
+    survivor = conn.execute(_CUSTOMER, {"customer_id": row.merged_into}).one()
     return Customer(survivor.id, survivor.key)
 
 
@@ -118,14 +144,8 @@ def resolve(conn: Connection, raw: str) -> Customer | None:
 
 def resolve_identifier(conn: Connection, identifier: Identifier) -> Customer | None:
     """The live customer holding this identifier: its active holder, else its latest former one."""
-    row = conn.execute(
-        select(_ic.customer_id)
-        .where(_ic.kind == identifier.kind, _ic.value == identifier.value)
-        # 'active' sorts before 'superseded'; among superseded rows the latest holder wins.
-        .order_by(_ic.status, _ic.superseded_at.desc(), _ic.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    return None if row is None else live(conn, row)
+    row = _row(conn, identifier)
+    return None if row is None else live(conn, row.customer_id)
 
 
 def conversation_id(conn: Connection, raw: str) -> str | None:
@@ -140,11 +160,7 @@ def conversation_id(conn: Connection, raw: str) -> str | None:
 
 def family_ids(conn: Connection, customer_id: int) -> list[int]:
     """The live customer and every customer merged into it."""
-    return list(
-        conn.execute(
-            select(_c.id).where(or_(_c.id == customer_id, _c.merged_into == customer_id)).order_by(_c.id)
-        ).scalars()
-    )
+    return list(conn.execute(_FAMILY, {"customer_id": customer_id}).scalars())
 
 
 def identities_of(conn: Connection, customer_id: int) -> list[dict[str, Any]]:
@@ -159,20 +175,25 @@ def identities_of(conn: Connection, customer_id: int) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
+_ADDRESS_FIELD = {PHONE: "to", BSUID: "recipient", PARENT_BSUID: "recipient"}
+_ADDRESS = (  # one query: the family's active identities, best kind first, newest first
+    select(_ic.kind, _ic.value)
+    .where(
+        _ic.customer_id.in_(_FAMILY.with_only_columns(_c.id).order_by(None)),
+        _ic.kind.in_(tuple(_ADDRESS_FIELD)),
+        _ic.status == ACTIVE,
+    )
+    .order_by(case({PHONE: 0, BSUID: 1}, value=_ic.kind, else_=2), _ic.last_seen_at.desc(), _ic.id.desc())
+    .limit(1)
+)
+
+
 def address_of(conn: Connection, customer_id: int) -> Address | None:
     """Where to send: the newest active phone number (`to`), else the newest active BSUID, else the
-    parent BSUID (`recipient`); None when the customer has no active identity."""
-    family = family_ids(conn, customer_id)
-    for kind, field in ((PHONE, "to"), (BSUID, "recipient"), (PARENT_BSUID, "recipient")):
-        value = conn.execute(
-            select(_ic.value)
-            .where(_ic.customer_id.in_(family), _ic.kind == kind, _ic.status == ACTIVE)
-            .order_by(_ic.last_seen_at.desc(), _ic.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if value is not None:
-            return Address(field, value)
-    return None
+    parent BSUID (`recipient`), over the customer's merged family; None when it has no active
+    identity."""
+    row = conn.execute(_ADDRESS, {"customer_id": customer_id}).first()
+    return None if row is None else Address(_ADDRESS_FIELD[row.kind], row.value)
 
 
 def live_ids(conn: Connection, customer_ids: Iterable[int]) -> dict[int, int]:
@@ -385,12 +406,7 @@ def _merge_all(
 
 def _row(conn: Connection, identifier: Identifier) -> Any:
     """The identifier's active row, else its latest superseded one, else None."""
-    return conn.execute(
-        select(_ic.customer_id, _ic.status)
-        .where(_ic.kind == identifier.kind, _ic.value == identifier.value)
-        .order_by(_ic.status, _ic.superseded_at.desc(), _ic.id.desc())
-        .limit(1)
-    ).first()
+    return conn.execute(_IDENTITY_ROW, {"kind": identifier.kind, "value": identifier.value}).first()
 
 
 def _attach(conn: Connection, customer_id: int, identifier: Identifier, evidence: str, at: datetime) -> bool:
@@ -422,17 +438,12 @@ def _insert_identity(
 
 
 def _touch_identities(conn: Connection, identifiers: Iterable[Identifier], at: datetime) -> None:
-    for identifier in identifiers:
-        conn.execute(
-            update(customer_identities)
-            .where(
-                _ic.kind == identifier.kind,
-                _ic.value == identifier.value,
-                _ic.status == ACTIVE,
-                _ic.last_seen_at < at,
-            )
-            .values(last_seen_at=at)
-        )
+    rows = [
+        {"touched_kind": identifier.kind, "touched_value": identifier.value, "touched_at": at}
+        for identifier in identifiers
+    ]
+    if rows:
+        conn.execute(_TOUCH, rows)
 
 
 def _combine_display_data(conn: Connection, into_id: int, other_id: int) -> None:

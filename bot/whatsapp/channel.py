@@ -79,8 +79,11 @@ class TurnMustBeRetried(RuntimeError):
 
 
 class WhatsAppOutput(OutputChannel):
-    def __init__(self, client: CloudApiClient | None) -> None:
+    def __init__(self, client: CloudApiClient | None, addresses: dict[str, Address] | None = None) -> None:
         self.client = client
+        # Recipient -> address already known: the inbound message's channel reads its sender's
+        # address in the claim's transaction, so the turn's replies need no transaction of their own.
+        self.addresses = dict(addresses or {})
 
     @classmethod
     def name(cls) -> str:
@@ -95,7 +98,7 @@ class WhatsAppOutput(OutputChannel):
         if tracker_store_failed():
             # The turn runs on an empty conversation (see _deliver): its answer would be wrong.
             raise TurnMustBeRetried("the tracker store failed during this turn")
-        address = await run_sync(address_for, recipient_id)
+        address = self.addresses.get(recipient_id) or await run_sync(address_for, recipient_id)
         if address is None:
             logger.error(
                 "no WhatsApp address for conversation %s; nothing sent", mask_identifier(recipient_id)
@@ -308,7 +311,7 @@ class WhatsAppInput(InputChannel):
                 failed_senders.add(sender)
                 continue
             try:
-                await self._deliver(message, claimed.customer.key, on_new_message)
+                await self._deliver(message, claimed, on_new_message)
                 await run_sync(inbox.finish, message.id)
             except Exception:
                 logger.exception(
@@ -354,10 +357,12 @@ class WhatsAppInput(InputChannel):
     async def _deliver(
         self,
         message: InboundMessage,
-        customer_key: str,
+        claimed: signals.Claimed,
         on_new_message: Callable[[UserMessage], Awaitable[Any]],
     ) -> None:
-        output = self.get_output_channel()
+        customer_key = claimed.customer.key
+        known = {customer_key: claimed.address} if claimed.address is not None else {}
+        output = WhatsAppOutput(self.client, known)
         text = rasa_text(message, self.quick_replies, self.button_payloads)
         if text is None:
             kind = message.kind if isinstance(message, OtherMessage) else type(message).__name__

@@ -12,19 +12,23 @@ Dedupe is a claim with a lease, not a "seen" flag, so that a failure can never s
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import Insert
 
-from bot.db import insert_or_ignore, transaction
+from bot.db import dialect_insert, insert_or_ignore, transaction
 from bot.schema import inbound_messages, message_statuses
 from bot.store import timestamps
 from bot.store.identities import Customer
 from bot.whatsapp.inbound import DeliveryStatus, StatusUpdate
 
 DEFAULT_LEASE = timedelta(seconds=120)
+T = TypeVar("T")
 
 
 class Claim(enum.Enum):
@@ -37,22 +41,24 @@ def claim(
     wamid: str,
     sender: Callable[[Connection], Customer],
     lease: timedelta = DEFAULT_LEASE,
-    when_new: Callable[[Connection, Customer], None] | None = None,
-) -> tuple[Claim, Customer]:
+    when_new: Callable[[Connection, Customer], T] | None = None,
+) -> tuple[Claim, Customer, T | None]:
     """Claim a message for processing. `sender` finds whose it is (identity linking, idempotent)
-    and `when_new` runs when it is ours, both in the claim's transaction.
+    and `when_new` runs when it is ours, both in the claim's transaction; what `when_new` returns
+    comes back third (None when it did not run).
 
     Sharing the transaction saves a round trip per message, and if anything fails the claim is
     rolled back with it, so the retry is processed as if nothing had happened.
     """
     while True:
+        found = None
         with transaction() as conn:
             customer = sender(conn)
             outcome = _claim(conn, wamid, customer.key, lease)
             if outcome is Claim.NEW and when_new is not None:
-                when_new(conn, customer)
+                found = when_new(conn, customer)
         if outcome is not None:
-            return outcome, customer
+            return outcome, customer, found
 
 
 def _claim(conn: Connection, wamid: str, customer_key: str, lease: timedelta) -> Claim | None:
@@ -87,13 +93,17 @@ def _claim(conn: Connection, wamid: str, customer_key: str, lease: timedelta) ->
     return Claim.NEW if taken.rowcount == 1 else Claim.BUSY
 
 
+# Every inbound message runs it: built once (see bot/store/identities.py on statements built once).
+_FINISH = (
+    update(inbound_messages)
+    .where(inbound_messages.c.wamid == bindparam("finished_wamid"))
+    .values(state="done", finished_at=bindparam("finished_at_"))
+)
+
+
 def finish(wamid: str) -> None:
     with transaction() as conn:
-        conn.execute(
-            update(inbound_messages)
-            .where(inbound_messages.c.wamid == wamid)
-            .values(state="done", finished_at=timestamps.now())
-        )
+        conn.execute(_FINISH, {"finished_wamid": wamid, "finished_at_": timestamps.now()})
 
 
 def release(wamid: str) -> None:
@@ -106,24 +116,42 @@ def release(wamid: str) -> None:
         )
 
 
-def record_status(conn: Connection, update_: StatusUpdate) -> bool:
-    """Store a delivery status unless it would move the message's status backwards, in the
-    caller's transaction (a webhook's statuses share one).
+def record_statuses(conn: Connection, updates: Sequence[StatusUpdate]) -> None:
+    """Store delivery statuses in the caller's transaction (a webhook's, or a batch of webhooks'),
+    each unless it would move its message's status backwards.
 
-    Returns True when the stored status changed. Statuses arrive out of order (a `sent` after its
-    `delivered`) and more than once; both are no-ops here.
-    """
-    if update_.status is DeliveryStatus.UNKNOWN:
-        return False
-    values = _status_values(update_)
-    row = {"wamid": update_.message_id, "callback_data": update_.callback_data, **values}
-    if insert_or_ignore(conn, message_statuses, row):
-        return True
-    # The message already has a status: the rank check decides.
-    return _advance(conn, update_.message_id, values)
+    Statuses arrive out of order (a `sent` after its `delivered`) and more than once; both are
+    no-ops. One statement for the lot (an upsert whose update only moves forward), executed once
+    per message: at 3 statuses per broadcast message, the Python cost per statement was what the
+    status path spent the event loop's process on (docs/benchmarks.md)."""
+    rows = forward_most(updates)
+    if rows:
+        conn.execute(_forward_upsert(conn.dialect.name), rows)
 
 
-def _status_values(update_: StatusUpdate) -> dict:
+def forward_most(updates: Sequence[StatusUpdate]) -> list[dict[str, Any]]:
+    """Pure: one row per message, in first-seen order: the values of its highest-ranked status
+    (the first of equal ones, as one at a time would keep), and the callback data of its first
+    status (stored only when the message's row is created). PostgreSQL refuses an upsert that
+    touches one row twice, and the end state is the same as applying them one by one."""
+    rows: dict[str, dict[str, Any]] = {}
+    for update_ in updates:
+        if update_.status is DeliveryStatus.UNKNOWN:
+            continue
+        values = _status_values(update_)
+        kept = rows.get(update_.message_id)
+        if kept is None:
+            rows[update_.message_id] = {
+                "wamid": update_.message_id,
+                "callback_data": update_.callback_data,
+                **values,
+            }
+        elif values["rank"] > kept["rank"]:
+            kept.update(values)
+    return list(rows.values())
+
+
+def _status_values(update_: StatusUpdate) -> dict[str, Any]:
     return {
         "recipient_id": update_.recipient_id,
         "status": update_.status.name.lower(),
@@ -135,13 +163,18 @@ def _status_values(update_: StatusUpdate) -> dict:
     }
 
 
-def _advance(conn: Connection, wamid: str, values: dict) -> bool:
-    result = conn.execute(
-        update(message_statuses)
-        .where(and_(message_statuses.c.wamid == wamid, message_statuses.c.rank < values["rank"]))
-        .values(**values)
+_FORWARD = ("recipient_id", "status", "rank", "error_code", "error_title", "status_at", "updated_at")
+
+
+@functools.cache
+def _forward_upsert(dialect: str) -> Insert:
+    """Built once per dialect, like the statements of bot/store/identities.py."""
+    insert = dialect_insert(dialect, message_statuses)
+    return insert.on_conflict_do_update(
+        index_elements=[message_statuses.c.wamid],
+        set_={column: insert.excluded[column] for column in _FORWARD},
+        where=message_statuses.c.rank < insert.excluded.rank,
     )
-    return result.rowcount == 1
 
 
 def status_of(wamid: str) -> dict | None:

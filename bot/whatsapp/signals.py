@@ -24,7 +24,7 @@ from bot.db import insert_or_ignore, transaction
 from bot.masking import mask_message_id
 from bot.schema import unidentified_events
 from bot.store.customers import record_sighting
-from bot.store.identities import Customer, identify, rotate
+from bot.store.identities import Address, Customer, address_of, identify, rotate
 from bot.store.tags import record_consent_event, record_opt_out
 from bot.store.timestamps import from_unix, now
 from bot.whatsapp import inbox
@@ -68,13 +68,15 @@ def apply_rotations(rotations: Sequence[Rotation]) -> None:
 
 
 def record_statuses(statuses: Sequence[StatusUpdate]) -> None:
-    """All these statuses in one transaction, in order (one webhook's, or a batch of many
-    webhooks': the commits, not the statements, are what the path spends its time on). A status
-    is idempotent and forward-only, so their order only matters for links and opt-outs, which
-    are idempotent too."""
+    """All these statuses in one transaction (one webhook's, or a batch of many webhooks': the
+    commits, then the statements, were what the path spent its time on): the delivery statuses
+    in one statement, then what each says about its recipient, in order. A status is idempotent
+    and forward-only, so their order only matters for links and opt-outs, which are idempotent
+    too."""
     with transaction() as conn:
+        inbox.record_statuses(conn, statuses)
         for status in statuses:
-            _apply_status(conn, status)
+            _apply_identities(conn, status)
 
 
 def apply_preferences(preferences: Sequence[MarketingPreference]) -> None:
@@ -82,8 +84,9 @@ def apply_preferences(preferences: Sequence[MarketingPreference]) -> None:
         _apply_preference(preference)
 
 
-def _apply_status(conn: Connection, status: StatusUpdate) -> None:
-    inbox.record_status(conn, status)
+def _apply_identities(conn: Connection, status: StatusUpdate) -> None:
+    """What a status says about its recipient: a phone number and BSUID that belong together, or
+    WhatsApp refusing marketing to them (131050)."""
     recipient = status.recipient
     if status.status is DeliveryStatus.FAILED:
         logger.info(
@@ -144,6 +147,9 @@ def _apply_preference(preference: MarketingPreference) -> None:
 class Claimed:
     claim: inbox.Claim
     customer: Customer  # whose conversation the message belongs to
+    # Where the turn's replies go (address_of), read in the claim's transaction when the message is
+    # ours: one transaction per reply fewer. None: not ours, or no active identity.
+    address: Address | None = None
 
 
 def claim(message: InboundMessage) -> Claimed:
@@ -159,12 +165,13 @@ def claim(message: InboundMessage) -> Claimed:
             customer = identify(conn, (sender.bsuid, message.shared_phone), "contact_request", at, message.id)
         return customer
 
-    def sighting(conn: Connection, customer: Customer) -> None:
+    def sighting(conn: Connection, customer: Customer) -> Address | None:
         sender = message.sender
         record_sighting(conn, customer.id, sender.name, sender.username, from_unix(message.timestamp))
+        return address_of(conn, customer.id)
 
-    claimed, customer = inbox.claim(message.id, who, when_new=sighting)
-    return Claimed(claimed, customer)
+    claimed, customer, address = inbox.claim(message.id, who, when_new=sighting)
+    return Claimed(claimed, customer, address)
 
 
 def count_unidentified(events: Sequence[Unidentified]) -> None:

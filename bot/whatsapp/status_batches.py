@@ -96,32 +96,34 @@ class StatusWriter:
 
     async def record(self, statuses: Sequence[StatusUpdate]) -> None:
         """Return once `statuses` are committed; raise what the batch's commit raised."""
-        self._ensure_running()
-        assert self._wake is not None
+        wake = self._ensure_running()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(Waiter(tuple(statuses), done))
-        self._wake.set()
+        wake.set()
         # A cancelled handler (the client went away) leaves its statuses in the batch: recording
         # them anyway is harmless, WhatsApp's retry is a no-op then.
         await done
 
-    def _ensure_running(self) -> None:
+    def _ensure_running(self) -> asyncio.Event:
+        """The running loop's wake-up event, with a writer waiting on it."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
+        wake = self._wake
+        if self._loop is not loop or wake is None:
             # A new loop (tests, a reload): what belonged to the old one cannot be awaited here.
             self._fail_all(WriterClosed("the event loop changed"))
-            self._loop, self._wake, self._task = loop, asyncio.Event(), None
+            wake = asyncio.Event()
+            self._loop, self._wake, self._task = loop, wake, None
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-writer")
         if self._task is None or self._task.done():
-            self._task = loop.create_task(self._run(), name="status-writer")
+            self._task = loop.create_task(self._run(wake), name="status-writer")
             self._task.add_done_callback(self._ended)
+        return wake
 
-    async def _run(self) -> None:
-        assert self._wake is not None
+    async def _run(self, wake: asyncio.Event) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            await wake.wait()
+            wake.clear()
             while self._queue:
                 await self._write_one_batch()
             if self._closing and not self._queue:
@@ -199,10 +201,14 @@ class StatusWriter:
         arriving meanwhile is still committed (a server stopping answers what it has accepted);
         one arriving later starts a new writer (a server started again in this process, tests)."""
         self._closing = True
-        task = self._task
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            assert self._wake is not None
-            self._wake.set()
+        task, wake = self._task, self._wake
+        if (
+            task is not None
+            and wake is not None  # set with the task: a writer is waiting on it
+            and not task.done()
+            and task.get_loop() is asyncio.get_running_loop()
+        ):
+            wake.set()
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout=30)
             except asyncio.TimeoutError:

@@ -32,8 +32,10 @@ Revision ID: 0005
 Revises: 0004
 """
 
+from collections.abc import Iterable
+
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision = "0005"
 down_revision = "0004"
@@ -48,8 +50,6 @@ KEY_FIXED = "the id and key of a customer never change"
 MERGE_PERMANENT = "a merged customer stays merged"
 OPTED_OUT_FAMILY = "a customer whose family has an OPT_OUT tag cannot be deleted"
 NO_TRUNCATE = "the customer store holds consent records and cannot be truncated"
-# 0002's wording, for the downgrade.
-NUMBER_FIXED = "the wa_id and id of a customer never change"
 
 _IDENTITY_CHANGED = " OR ".join(
     f"NEW.{column} IS {{distinct}} OLD.{column}"
@@ -286,7 +286,12 @@ def downgrade() -> None:
             f"id, {wa_id_of}, name, first_seen_at, last_seen_at",
         )
         op.drop_table("customer_identities")
-        for statement in _sqlite_0002_customer_triggers():
+        customer_guards = (
+            "customers_opt_out_no_delete",
+            "customers_number_fixed",
+            "customers_opt_out_no_replace",
+        )
+        for statement in _0002_customer_triggers(dialect, customer_guards):
             op.execute(statement)
         _check_sqlite_foreign_keys()
     else:
@@ -302,11 +307,8 @@ def downgrade() -> None:
         op.drop_column("customers", "key")
         op.drop_table("customer_identities")
         op.execute(POSTGRESQL_OLD_FUNCTION)
-        op.execute(
-            f"""CREATE TRIGGER customers_number_fixed BEFORE UPDATE OF id, wa_id ON customers
-            FOR EACH ROW WHEN (NEW.id IS DISTINCT FROM OLD.id OR NEW.wa_id IS DISTINCT FROM OLD.wa_id)
-            EXECUTE FUNCTION consent_refuse('{NUMBER_FIXED}')"""
-        )
+        for statement in _0002_customer_triggers(dialect, ["customers_number_fixed"]):
+            op.execute(statement)
 
 
 def _rebuild_sqlite_customers(create: str, columns: str, select: str) -> None:
@@ -318,21 +320,13 @@ def _rebuild_sqlite_customers(create: str, columns: str, select: str) -> None:
     op.execute("ALTER TABLE customers_new RENAME TO customers")
 
 
-def _sqlite_0002_customer_triggers() -> tuple[str, ...]:
-    return (
-        """CREATE TRIGGER customers_opt_out_no_delete BEFORE DELETE ON customers
-        WHEN EXISTS (SELECT 1 FROM tags WHERE customer_id = OLD.id AND name = 'OPT_OUT')
-        BEGIN SELECT RAISE(ABORT, 'a customer with an OPT_OUT tag cannot be deleted'); END""",
-        f"""CREATE TRIGGER customers_number_fixed BEFORE UPDATE OF id, wa_id ON customers
-        WHEN NEW.id IS NOT OLD.id OR NEW.wa_id IS NOT OLD.wa_id
-        BEGIN SELECT RAISE(ABORT, '{NUMBER_FIXED}'); END""",
-        """CREATE TRIGGER customers_opt_out_no_replace BEFORE INSERT ON customers
-        WHEN EXISTS (
-            SELECT 1 FROM customers JOIN tags ON tags.customer_id = customers.id
-            WHERE (customers.id = NEW.id OR customers.wa_id = NEW.wa_id) AND tags.name = 'OPT_OUT'
-        )
-        BEGIN SELECT RAISE(IGNORE); END""",
-    )
+def _0002_customer_triggers(dialect: str, names: Iterable[str]) -> list[str]:
+    """Revision 0002's own CREATE TRIGGER statements for these triggers, from its module as Alembic
+    loaded it: a downgrade puts back exactly what 0002 created (that file never changes)."""
+    revision_0002 = context.script.get_revision("0002").module
+    statements = revision_0002.SQLITE_TRIGGERS if dialect == "sqlite" else revision_0002.POSTGRESQL_TRIGGERS
+    wanted = set(names)
+    return [statement for statement in statements if statement.split()[2] in wanted]
 
 
 def _check_sqlite_foreign_keys() -> None:

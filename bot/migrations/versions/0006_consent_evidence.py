@@ -198,134 +198,111 @@ def _sqlite_trigger(name: str, timing: str, when: str | None, message: str | Non
     return f"CREATE TRIGGER {name} {timing}{condition}\n    BEGIN SELECT {action}; END"
 
 
-def _postgresql_trigger(name: str, timing: str, when: str | None, message: str) -> str:
+def _postgresql_trigger(name: str, timing: str, when: str | None, message: str | None) -> str:
     condition = f" WHEN ({when})" if when else ""
     return (
         f"CREATE TRIGGER {name} {timing} FOR EACH ROW{condition} EXECUTE FUNCTION consent_refuse('{message}')"
     )
 
 
+def _guard(
+    dialect: str, name: str, timing: str, when: str | None, message: str | None
+) -> tuple[str, str, str]:
+    """(trigger, table, CREATE statement); the table is the one `timing` names ("... ON <table>")."""
+    trigger = _sqlite_trigger if dialect == "sqlite" else _postgresql_trigger
+    return name, timing.split()[-1], trigger(name, timing, when, message)
+
+
 def guards(dialect: str) -> list[tuple[str, str, str]]:
     """(trigger, table, CREATE statement) of every trigger this migration adds or replaces."""
-    trigger = _sqlite_trigger if dialect == "sqlite" else _postgresql_trigger
     found = [
-        (
+        _guard(
+            dialect,
             "tags_opt_out_no_update",
-            "tags",
-            trigger(
-                "tags_opt_out_no_update",
-                "BEFORE UPDATE ON tags",
-                f"(OLD.name = 'OPT_OUT' OR NEW.name = 'OPT_OUT') AND NOT {erasing(dialect, 'tags')}",
-                OPT_OUT_PERMANENT,
-            ),
+            "BEFORE UPDATE ON tags",
+            f"(OLD.name = 'OPT_OUT' OR NEW.name = 'OPT_OUT') AND NOT {erasing(dialect, 'tags')}",
+            OPT_OUT_PERMANENT,
         ),
-        (
+        _guard(
+            dialect,
             "consent_events_no_update",
-            "consent_events",
-            trigger(
-                "consent_events_no_update",
-                "BEFORE UPDATE ON consent_events",
-                f"NOT {erasing(dialect, 'consent_events')}",
-                HISTORY_APPEND_ONLY,
-            ),
+            "BEFORE UPDATE ON consent_events",
+            f"NOT {erasing(dialect, 'consent_events')}",
+            HISTORY_APPEND_ONLY,
         ),
-        (
+        _guard(
+            dialect,
             "opt_out_requests_resolve_only",
-            "opt_out_requests",
-            trigger(
-                "opt_out_requests_resolve_only",
-                "BEFORE UPDATE ON opt_out_requests",
-                f"{_request_changed(dialect)} AND NOT {erasing(dialect, 'opt_out_requests')}",
-                REQUEST_RESOLVE_ONLY,
-            ),
+            "BEFORE UPDATE ON opt_out_requests",
+            f"{_request_changed(dialect)} AND NOT {erasing(dialect, 'opt_out_requests')}",
+            REQUEST_RESOLVE_ONLY,
         ),
-        (
+        _guard(
+            dialect,
             "customer_identities_fixed",
-            "customer_identities",
-            trigger(
-                "customer_identities_fixed",
-                "BEFORE UPDATE ON customer_identities",
-                _identity_changed(dialect, with_hash=True),
-                IDENTITY_FIXED,
-            ),
+            "BEFORE UPDATE ON customer_identities",
+            _identity_changed(dialect, with_hash=True),
+            IDENTITY_FIXED,
         ),
-        (
+        _guard(
+            dialect,
             "customer_identities_no_delete",
-            "customer_identities",
-            trigger(
-                "customer_identities_no_delete",
-                "BEFORE DELETE ON customer_identities",
-                f"NOT {_erased(dialect, 'customer_id')}",
-                IDENTITY_FIXED,
-            ),
+            "BEFORE DELETE ON customer_identities",
+            f"NOT {_erased(dialect, 'customer_id')}",
+            IDENTITY_FIXED,
         ),
-        (
+        _guard(
+            dialect,
             "customer_merges_no_update",
-            "customer_merges",
-            trigger(
-                "customer_merges_no_update",
-                "BEFORE UPDATE ON customer_merges",
-                f"NOT {erasing(dialect, 'customer_merges')}",
-                MERGE_FIXED,
-            ),
+            "BEFORE UPDATE ON customer_merges",
+            f"NOT {erasing(dialect, 'customer_merges')}",
+            MERGE_FIXED,
         ),
-        (
+        _guard(
+            dialect,
             "customers_key_fixed",
-            "customers",
-            trigger(
-                "customers_key_fixed",
-                'BEFORE UPDATE OF id, "key", erased_at ON customers',
-                _key_changed(dialect, erasure_allowed=True),
-                KEY_FIXED,
-            ),
+            'BEFORE UPDATE OF id, "key", erased_at ON customers',
+            _key_changed(dialect, erasure_allowed=True),
+            KEY_FIXED,
         ),
-        (
+        _guard(
+            dialect,
             "customers_erasure_recorded",
-            "customers",
-            trigger(
-                "customers_erasure_recorded",
-                "BEFORE UPDATE OF erased_at ON customers",
-                _erasure_mark_refused(dialect),
-                ERASURE_FIXED,
-            ),
+            "BEFORE UPDATE OF erased_at ON customers",
+            _erasure_mark_refused(dialect),
+            ERASURE_FIXED,
         ),
     ]
     for table in ("erasures", "suppressions"):
         if dialect == "sqlite":
             found += [
-                (
+                _guard(
+                    "sqlite",
                     f"{table}_no_{change}",
-                    table,
-                    _sqlite_trigger(
-                        f"{table}_no_{change}",
-                        f"BEFORE {change.upper()} ON {table}",
-                        None,
-                        RECORDS_APPEND_ONLY,
-                    ),
+                    f"BEFORE {change.upper()} ON {table}",
+                    None,
+                    RECORDS_APPEND_ONLY,
                 )
                 for change in ("update", "delete")
             ]
             # INSERT OR REPLACE would delete the row it replaces without a delete trigger.
             found.append(
-                (
+                _guard(
+                    "sqlite",
                     f"{table}_no_replace",
-                    table,
-                    _sqlite_trigger(
-                        f"{table}_no_replace",
-                        f"BEFORE INSERT ON {table}",
-                        f"EXISTS (SELECT 1 FROM {table} WHERE {REPLACE_KEYS[table]})",
-                        None,
-                    ),
+                    f"BEFORE INSERT ON {table}",
+                    f"EXISTS (SELECT 1 FROM {table} WHERE {REPLACE_KEYS[table]})",
+                    None,
                 )
             )
         else:
             found += [
-                (
+                _guard(
+                    dialect,
                     f"{table}_no_change",
-                    table,
-                    trigger(
-                        f"{table}_no_change", f"BEFORE UPDATE OR DELETE ON {table}", None, RECORDS_APPEND_ONLY
-                    ),
+                    f"BEFORE UPDATE OR DELETE ON {table}",
+                    None,
+                    RECORDS_APPEND_ONLY,
                 ),
                 (
                     f"{table}_no_truncate",
@@ -339,107 +316,78 @@ def guards(dialect: str) -> list[tuple[str, str, str]]:
 
 # What 0002/0004/0005 had in place of the triggers `guards` replaces (for the downgrade).
 def _previous(dialect: str) -> list[tuple[str, str, str]]:
-    trigger = _sqlite_trigger if dialect == "sqlite" else _postgresql_trigger
     previous = [
-        (
+        _guard(
+            dialect,
             "tags_opt_out_no_update",
-            "tags",
-            trigger(
-                "tags_opt_out_no_update",
-                "BEFORE UPDATE ON tags",
-                "OLD.name = 'OPT_OUT' OR NEW.name = 'OPT_OUT'",
-                OPT_OUT_PERMANENT,
-            ),
+            "BEFORE UPDATE ON tags",
+            "OLD.name = 'OPT_OUT' OR NEW.name = 'OPT_OUT'",
+            OPT_OUT_PERMANENT,
         ),
-        (
+        _guard(
+            dialect,
             "opt_out_requests_resolve_only",
-            "opt_out_requests",
-            trigger(
-                "opt_out_requests_resolve_only",
-                "BEFORE UPDATE ON opt_out_requests",
-                _request_changed(dialect),
-                REQUEST_RESOLVE_ONLY,
-            ),
+            "BEFORE UPDATE ON opt_out_requests",
+            _request_changed(dialect),
+            REQUEST_RESOLVE_ONLY,
         ),
-        (
+        _guard(
+            dialect,
             "customer_identities_fixed",
-            "customer_identities",
-            trigger(
-                "customer_identities_fixed",
-                "BEFORE UPDATE ON customer_identities",
-                _identity_changed(dialect, with_hash=False),
-                IDENTITY_FIXED,
-            ),
+            "BEFORE UPDATE ON customer_identities",
+            _identity_changed(dialect, with_hash=False),
+            IDENTITY_FIXED,
         ),
-        (
+        _guard(
+            dialect,
             "customers_key_fixed",
-            "customers",
-            trigger(
-                "customers_key_fixed",
-                'BEFORE UPDATE OF id, "key" ON customers',
-                _key_changed(dialect, erasure_allowed=False),
-                KEY_FIXED,
-            ),
+            'BEFORE UPDATE OF id, "key" ON customers',
+            _key_changed(dialect, erasure_allowed=False),
+            KEY_FIXED,
         ),
     ]
     if dialect == "sqlite":
         previous += [
-            (
+            _guard(
+                "sqlite",
                 "consent_events_no_update",
-                "consent_events",
-                _sqlite_trigger(
-                    "consent_events_no_update", "BEFORE UPDATE ON consent_events", None, HISTORY_APPEND_ONLY
-                ),
+                "BEFORE UPDATE ON consent_events",
+                None,
+                HISTORY_APPEND_ONLY,
             ),
-            (
+            _guard(
+                "sqlite",
                 "customer_identities_no_delete",
-                "customer_identities",
-                _sqlite_trigger(
-                    "customer_identities_no_delete",
-                    "BEFORE DELETE ON customer_identities",
-                    None,
-                    IDENTITY_FIXED,
-                ),
+                "BEFORE DELETE ON customer_identities",
+                None,
+                IDENTITY_FIXED,
             ),
-            (
-                "customer_merges_no_update",
-                "customer_merges",
-                _sqlite_trigger(
-                    "customer_merges_no_update", "BEFORE UPDATE ON customer_merges", None, MERGE_FIXED
-                ),
+            _guard(
+                "sqlite", "customer_merges_no_update", "BEFORE UPDATE ON customer_merges", None, MERGE_FIXED
             ),
         ]
     else:
         previous += [
-            (
+            _guard(
+                "postgresql",
                 "consent_events_no_change",
-                "consent_events",
-                _postgresql_trigger(
-                    "consent_events_no_change",
-                    "BEFORE UPDATE OR DELETE ON consent_events",
-                    None,
-                    HISTORY_APPEND_ONLY,
-                ),
+                "BEFORE UPDATE OR DELETE ON consent_events",
+                None,
+                HISTORY_APPEND_ONLY,
             ),
-            (
+            _guard(
+                "postgresql",
                 "customer_identities_no_delete",
-                "customer_identities",
-                _postgresql_trigger(
-                    "customer_identities_no_delete",
-                    "BEFORE DELETE ON customer_identities",
-                    None,
-                    IDENTITY_FIXED,
-                ),
+                "BEFORE DELETE ON customer_identities",
+                None,
+                IDENTITY_FIXED,
             ),
-            (
+            _guard(
+                "postgresql",
                 "customer_merges_no_change",
-                "customer_merges",
-                _postgresql_trigger(
-                    "customer_merges_no_change",
-                    "BEFORE UPDATE OR DELETE ON customer_merges",
-                    None,
-                    MERGE_FIXED,
-                ),
+                "BEFORE UPDATE OR DELETE ON customer_merges",
+                None,
+                MERGE_FIXED,
             ),
         ]
     return previous
