@@ -37,7 +37,8 @@ import pytest
 from bench.publish_load import (
     CHEAP_DIET_EPOCHS,
     copy_project,
-    set_response,
+    edit_release,
+    of_release,
     summary,
     train,
     webhooks_while,
@@ -101,15 +102,6 @@ class Setup:
 
 def url(bot: RunningBot) -> str:
     return f"http://127.0.0.1:{bot.rasa_port}"
-
-
-def release(n: int) -> str:
-    return f"Release {n} says hello! Ask me about orders and offers. To stop marketing messages, write STOP."
-
-
-def release_1(project: Path) -> None:
-    set_response(project, "utter_greet", release(1))
-    set_response(project, "utter_default", "Release 1 did not get that. Write STOP to stop marketing.")
 
 
 def unpublished(answer: str) -> bool:
@@ -244,7 +236,7 @@ def test_an_edited_response_is_published_to_two_replicas_one_at_a_time_while_web
     before = setup.running(setup.a)
     assert setup.running(setup.b) == before
     assert unpublished(greeting(setup.a, "4916300000010"))
-    release_1(setup.project)
+    edit_release(setup.project, 1)
 
     senders = [str(4916310000000 + n) for n in range(20)]
     run = asyncio.run(
@@ -261,8 +253,8 @@ def test_an_edited_response_is_published_to_two_replicas_one_at_a_time_while_web
 
     assert run.exit_code == 0, run.output
     # Both replicas say the edited text, and run the published model.
-    assert greeting(setup.a, "4916300000010").startswith("Release 1")
-    assert greeting(setup.b, "4916300000011").startswith("Release 1")
+    assert of_release(greeting(setup.a, "4916300000010"), 1)
+    assert of_release(greeting(setup.b, "4916300000011"), 1)
     initial, published = setup.log
     assert setup.running(setup.a) == setup.running(setup.b) == published.model_id
     assert published.model_id == model_files.model_id(Path(published.model_file))
@@ -339,7 +331,7 @@ def test_when_a_replica_dies_during_a_rollback_the_switched_one_goes_back_and_no
     assert "NOT ROLLED BACK" in output and f"{url(setup.b)}/model" in output
     assert f"put back on the previous model {published.model_id}: {url(setup.a)}" in output
     assert setup.running(setup.a) == published.model_id  # A serves what it served before
-    assert greeting(setup.a, "4916300000030").startswith("Release 1")
+    assert of_release(greeting(setup.a, "4916300000030"), 1)
     assert setup.log == history and setup.served() == served
 
 
