@@ -15,13 +15,15 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL   := 2
 
 .PHONY: help run test fast lint unit validate story-test train migrate install eval eval-cv eval-dev bench bench-turn \
-	bench-status bench-send bench-broadcast-latency lock clean
+	bench-status bench-send bench-broadcast-latency bench-publish lock clean publish
 
 help:
 	@echo "make run    start the bot: action server + Rasa server with the WhatsApp channel"
 	@echo "make test   lint, unit and integration tests, data validation, test stories"
 	@echo "make fast   lint + the tests that need no trained model and no server process (under a minute)"
 	@echo "make train  (re)train the model when data, config or domain changed"
+	@echo "make publish  train, check and evaluate a candidate, then load it into the running bot"
+	@echo "            without a restart (PUBLISH_ARGS=\"--rasa-url URL ...\", --rollback, --force)"
 	@echo "make eval   opt-out recognition and confirmation answers on the held-out sets (vs the"
 	@echo "            keyword baseline) + 5-fold cross-validation; writes results/nlu_eval.json;"
 	@echo "            then language detection per language (results/language_eval.json)"
@@ -31,6 +33,7 @@ help:
 	@echo "make bench-status  status webhooks/s and latency at 3x a broadcast's send rate"
 	@echo "make bench-send    broadcast workers: messages/s (unlimited, 1 and 2 workers; --rate 80)"
 	@echo "make bench-broadcast-latency  inbound webhook latency idle vs during an 80/s broadcast"
+	@echo "make bench-publish  webhooks at 6/s through a whole publish, one replica then two"
 	@echo "make lock   re-resolve requirements.in into requirements.lock"
 
 # --- setup: each step runs only when its inputs changed ------------------------------------
@@ -56,6 +59,10 @@ run: migrate train
 	$(PY) -m bot run --model $(MODEL)
 
 test: lint validate unit story-test
+
+# Edit flow -> Publish (docs/conversation-design.md): the bot must be running.
+publish: install
+	$(PY) -m bot publish $(PUBLISH_ARGS)
 
 # The quick check while editing: no training, no Rasa/PostgreSQL/Redis/Chromium/worker processes
 # (tests marked `servers`, see tests/conftest.py) and no long property-based runs (`slow`).
@@ -115,6 +122,11 @@ bench-status: install train
 
 bench-broadcast-latency: install train
 	$(PY) -m bench.broadcast_latency --model $(MODEL) --json results/broadcast_latency.json
+
+# An edited response published with webhooks arriving all the while (docs/benchmarks.md); the
+# publishes train from a copy of the project and of the component cache `make train` filled.
+bench-publish: install train
+	$(PY) -m bench.publish_load --model $(MODEL) --json results/publish_load.json
 
 lock:
 	rm -rf /tmp/lock-venv && $$(scripts/find-python3.10) -m venv /tmp/lock-venv

@@ -3,7 +3,9 @@
 `rasa run` takes its token only as `--auth-token <token>`, and a command line is public: `ps` and
 /proc/<pid>/cmdline show it to every user of the machine. This module is started with the other
 arguments and hands Rasa the token inside the process (rewriting sys.argv does not change the
-command line the kernel shows). It also caps the size of a request body (`bot.limits`), and keeps the log level it was given.
+command line the kernel shows). It also caps the size of a request body (`bot.limits`), keeps the log
+level it was given, and loads a model published with `PUT /model` without stalling the server
+(`bot.model_swap`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ def main() -> None:
     keep_the_root_log_level()
     from rasa.__main__ import main as rasa_main  # heavy (TensorFlow): only once the token is there
 
+    from bot.model_swap import load_models_off_the_loop
+
+    load_models_off_the_loop()
     rasa_main()
 
 

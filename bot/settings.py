@@ -59,6 +59,9 @@ class Settings:
     # The dashboard
     dashboard_trust_proxy: bool = False  # DASHBOARD_TRUST_PROXY
     dashboard_secure_cookie: bool = False  # DASHBOARD_SECURE_COOKIE
+    # Publishing (bot.publish) and the marketing playbooks' switches; "": models/ and playbooks.yml
+    models_dir: str = ""  # MODELS_DIR
+    playbooks_file: str = ""  # PLAYBOOKS_FILE
     # The WhatsApp channel; "" (or None): credentials.yml's value, else the channel's default
     whatsapp_verify_token: str = ""  # WHATSAPP_VERIFY_TOKEN
     whatsapp_app_secret: str = ""  # WHATSAPP_APP_SECRET
@@ -93,6 +96,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         opt_out_mode=_opt_out_mode(environ),
         dashboard_trust_proxy=_flag(environ, "DASHBOARD_TRUST_PROXY") or False,
         dashboard_secure_cookie=_flag(environ, "DASHBOARD_SECURE_COOKIE") or False,
+        models_dir=_text(environ, "MODELS_DIR"),
+        playbooks_file=_text(environ, "PLAYBOOKS_FILE"),
         whatsapp_verify_token=_text(environ, "WHATSAPP_VERIFY_TOKEN"),
         whatsapp_app_secret=_text(environ, "WHATSAPP_APP_SECRET"),
         whatsapp_access_token=_text(environ, "WHATSAPP_ACCESS_TOKEN"),

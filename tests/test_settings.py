@@ -42,6 +42,8 @@ def test_an_empty_environment_gives_the_defaults():
         ("DASHBOARD_TRUST_PROXY", "yes", "dashboard_trust_proxy", True),
         ("DASHBOARD_SECURE_COOKIE", "TRUE", "dashboard_secure_cookie", True),
         ("DASHBOARD_SECURE_COOKIE", "0", "dashboard_secure_cookie", False),
+        ("MODELS_DIR", "/shared/models", "models_dir", "/shared/models"),
+        ("PLAYBOOKS_FILE", "/etc/bot/playbooks.yml", "playbooks_file", "/etc/bot/playbooks.yml"),
         ("WHATSAPP_VERIFY_TOKEN", "v", "whatsapp_verify_token", "v"),
         ("WHATSAPP_APP_SECRET", "a", "whatsapp_app_secret", "a"),
         ("WHATSAPP_ACCESS_TOKEN", "x", "whatsapp_access_token", "x"),

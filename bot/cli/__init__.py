@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bot.cli import broadcast, customers, db, run, templates
+from bot.cli import broadcast, customers, db, publish, run, templates
 
-TOPICS = (db, customers, run, broadcast, templates)
+TOPICS = (db, customers, run, broadcast, templates, publish)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,8 @@ from aiohttp import web
 from bot.dashboard.app import DashboardConfig, build_app
 from bot.dashboard.simulator import SimulatorUnavailable, settings_from_env
 from bot.processes import auth_token
+from bot.publish.model_files import PUBLISHED_DIR, models_dir
+from bot.publish.records import LOG_NAME
 from bot.settings import from_env
 
 # Loopback only: the dashboard shows personal data and the simulator signs webhooks. To reach it
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         rasa_url=rasa_url,
         trust_proxy=settings.dashboard_trust_proxy,
         secure_cookie=settings.dashboard_secure_cookie,
+        publications=models_dir(settings) / PUBLISHED_DIR / LOG_NAME,
     )
     if args.simulator:
         try:

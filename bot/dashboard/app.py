@@ -1,7 +1,7 @@
 """The dashboard's aiohttp app: thin handlers around queries (off the event loop) and pages.
 
 Routes (all behind the admin token except /login, /health and /static/):
-- GET  /customers  /customers/<wa_id>  /opt-outs  /broadcasts  /broadcasts/<id>
+- GET  /customers  /customers/<wa_id>  /opt-outs  /broadcasts  /broadcasts/<id>  /models
 - GET  /simulator, GET /simulator/api/conversation?wa_id= (or ?user_id=&username= for a username
   customer whose number is hidden), POST /simulator/api/send, POST /simulator/api/promo
 - GET|POST /login, POST /logout
@@ -23,13 +23,16 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from bot import PROJECT_ROOT
 from bot.business import business_name
 from bot.dashboard import auth, pages, queries
 from bot.dashboard.conversation import conversation_lines, fetch_tracker_events, with_broadcasts
 from bot.dashboard.html import Safe
+from bot.dashboard.models_page import models_page
 from bot.dashboard.simulator import Simulator, SimulatorSettings, simulated_customer
 from bot.dashboard.stats import buckets, count_into, period_for
 from bot.db import run_sync, transaction
+from bot.publish.records import LOG_NAME, read_log
 from bot.store.customers import profile
 
 logger = logging.getLogger(__name__)
@@ -60,6 +63,8 @@ class DashboardConfig:
     # HTTPS reverse proxy in front (README): believe its X-Forwarded-Proto when setting `Secure`.
     trust_proxy: bool = False
     secure_cookie: bool = False  # always mark the session cookie `Secure`
+    # `python -m bot publish`'s log (MODELS_DIR/published/publications.jsonl)
+    publications: Path = PROJECT_ROOT / "models" / "published" / LOG_NAME
 
 
 CONFIG = web.AppKey("config", DashboardConfig)
@@ -239,6 +244,11 @@ async def broadcast(request: web.Request) -> web.Response:
     return _page(request, f"Broadcast {found[0].id}", pages.broadcast_page(*found))
 
 
+async def published_model(request: web.Request) -> web.Response:
+    history = await run_sync(read_log, request.app[CONFIG].publications)
+    return _page(request, "Published model", models_page(history))
+
+
 def _simulator(request: web.Request) -> Simulator:
     if SIMULATOR not in request.app:
         raise web.HTTPNotFound(
@@ -331,6 +341,7 @@ def build_app(config: DashboardConfig) -> web.Application:
     app.router.add_get("/opt-outs", opt_outs)
     app.router.add_get("/broadcasts", broadcasts)
     app.router.add_get("/broadcasts/{broadcast_id}", broadcast)
+    app.router.add_get("/models", published_model)
     app.router.add_get("/simulator", simulator_page)
     app.router.add_get("/simulator/api/conversation", simulator_conversation)
     app.router.add_post("/simulator/api/send", simulator_send)

@@ -28,7 +28,12 @@ from bot.dashboard.html import Safe, attributes, join, render
 from bot.dashboard.queries import CustomerPage, CustomerRow, DeliveryRecord, OptOutTotals
 from bot.dashboard.stats import PERIODS, Bucket, Period, bar_chart
 
-NAV = (("/customers", "Customers"), ("/opt-outs", "Opt-outs"), ("/broadcasts", "Broadcasts"))
+NAV = (
+    ("/customers", "Customers"),
+    ("/opt-outs", "Opt-outs"),
+    ("/broadcasts", "Broadcasts"),
+    ("/models", "Published model"),
+)
 
 
 def when(at: datetime | str | None) -> Safe:
