@@ -267,6 +267,7 @@ def of_release(answer: str, n: int) -> bool:
 
 
 def _measure(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    from bench.load import replies_by_sender
     from bot.publish.records import read_log
     from tests.e2e_checks import last_text
     from tests.rasa_servers import APP_SECRET, start_bot
@@ -321,9 +322,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
                     for x in bots:
                         wa_id = f"49170099{n}{x.rasa_port}"
                         said.append(last_text(x, wa_id) if x.post(meta.text(wa_id, MESSAGE)) == 200 else None)
-                    replies: dict[str, int] = {}
-                    for message in a.graph.state.sent:
-                        replies[message["body"]["to"]] = replies.get(message["body"]["to"], 0) + 1
+                    replies = replies_by_sender(a)
                     rows.append(
                         {
                             "label": label,

@@ -137,8 +137,8 @@ def _insert_ignoring(table: Table, keys: frozenset[str]) -> tuple[TextClause, di
 
 def insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
     """An INSERT into `table` that skips the rows a unique constraint already holds (ON CONFLICT
-    DO NOTHING), in the connection's dialect; give it `.values(...)` or `.from_select(...)`, or
-    execute it with the values as parameters."""
+    DO NOTHING), in the connection's dialect; give it `.values(...)` or `.from_select(...)`. For
+    one row, `insert_or_ignore` (compiled once) is the cheaper call."""
     return _ignoring_duplicates(conn.dialect.name, table)
 
 

@@ -14,7 +14,8 @@ test stories and a replica refusing the model are the same flow with the checks 
 
 What keeps the module within minutes:
 - the copy's config.yml has the project's pipeline and policies with DIET at CHEAP_DIET_EPOCHS
-  (instead of 40; the test stories still pass, rules and memoization decide every step), and the bot starts on a model trained from it here, with its own component cache;
+  (instead of 40; the test stories still pass, rules and memoization decide every step), and the
+  bot starts on a model trained from it here, with its own component cache;
 - the publish edits responses only, so its training restores every component from that cache
   (config.yml's `hidden_layers_sizes`, tests/test_training_cache.py): DIET is not trained again,
   which the test checks, and the candidate's opt-out numbers are the served model's exactly.
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.load import replies_by_sender
 from bench.publish_load import (
     CHEAP_DIET_EPOCHS,
     copy_project,
@@ -111,13 +113,6 @@ def unpublished(answer: str) -> bool:
 def greeting(bot: RunningBot, wa_id: str) -> str:
     assert bot.post(meta.text(wa_id, "hello")) == 200
     return last_text(bot, wa_id)
-
-
-def replies_by_sender(bot: RunningBot) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for message in bot.graph.state.sent:
-        counts[message["body"]["to"]] = counts.get(message["body"]["to"], 0) + 1
-    return counts
 
 
 @pytest.fixture(scope="module")
