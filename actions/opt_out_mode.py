@@ -11,17 +11,12 @@ setting, not conversation design: changing it needs no retraining, and one model
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
-from pathlib import Path
-
-import yaml
 
 from bot.settings import from_env
-from bot.whatsapp.rasa_input import normalise_label
+from bot.stop_keywords import is_stop_keyword
 
 CONFIRM = "confirm"
 IMMEDIATE = "immediate"
-KEYWORDS_FILE = Path(__file__).with_name("stop_keywords.yml")
 
 
 def mode_from(environ: Mapping[str, str] | None = None) -> str:
@@ -31,17 +26,6 @@ def mode_from(environ: Mapping[str, str] | None = None) -> str:
 
 # Read when the action server loads the actions, so a typo stops it from starting.
 MODE = mode_from()
-
-
-@cache
-def stop_keywords() -> frozenset[str]:
-    document = yaml.safe_load(KEYWORDS_FILE.read_text(encoding="utf-8")) or {}
-    return frozenset(normalise_label(str(word)) for words in document.values() for word in words)
-
-
-def is_stop_keyword(text: str) -> bool:
-    """Pure (given the list): is the whole message one of the unambiguous keywords?"""
-    return normalise_label(text) in stop_keywords()
 
 
 def opts_out_at_once(mode: str, typed: str | None) -> bool:

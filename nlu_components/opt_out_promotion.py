@@ -1,6 +1,7 @@
-"""The decision of OptOutInDoubt (nlu_components/opt_out_in_doubt.py), pure: whether opt_out is
-put on top of a prediction. Apart from the component so that it can be read and tested without
-loading Rasa's component registry (and TensorFlow with it).
+"""The decisions of OptOutInDoubt (nlu_components/opt_out_in_doubt.py) and StopKeyword
+(nlu_components/stop_keyword.py), pure: whether opt_out is put on top of a prediction. Apart from
+the components so that they can be read and tested without loading Rasa's component registry (and
+TensorFlow with it).
 """
 
 from __future__ import annotations
@@ -42,3 +43,13 @@ def promoted(
     top = opt_out if opt_out is not None else new_intent
     new_ranking = [top, *(e for e in ranking if e is not opt_out)]
     return new_intent, new_ranking
+
+
+def keyword_opt_out(ranking: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Pure: the (intent, ranking) of a message that is exactly a stop keyword: opt_out, sure.
+
+    The rest of the model's ranking is kept as it was, so that an answer to the confirmation
+    question still weighs what the model saw of a "no" in it (actions/opt_out.py, `no_weight`).
+    """
+    new_intent = {INTENT_NAME_KEY: OPT_OUT, PREDICTED_CONFIDENCE_KEY: 1.0}
+    return new_intent, [new_intent, *(e for e in ranking if e.get(INTENT_NAME_KEY) != OPT_OUT)]

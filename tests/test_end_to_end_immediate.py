@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from actions.opt_out_mode import KEYWORDS_FILE
 from bot.language import SUPPORTED
+from bot.stop_keywords import KEYWORDS_FILE
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import customer, new_customer, opt_out_tag
 from tests.language_flows import CONFIRMATION, MESSAGES, body_text, text_of, titles_of

@@ -9,7 +9,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 import actions.opt_out
 from actions.opt_out import ActionCheckOptOut
-from actions.opt_out_mode import CONFIRM, IMMEDIATE, is_stop_keyword, mode_from, opts_out_at_once
+from actions.opt_out_mode import CONFIRM, IMMEDIATE, mode_from, opts_out_at_once
+from bot.stop_keywords import is_stop_keyword
 
 
 def test_the_mode_defaults_to_confirm_and_refuses_anything_else():
