@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.db import engine_for
+from bot.db import dispose_engines
 from bot.fake_graph_api import FakeGraphServer
 from bot.migrations import upgrade
 from tests import servers
@@ -54,7 +54,7 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("migrated") / "bot.sqlite3"
     url = f"sqlite:///{path}"
     upgrade(url)
-    engine_for(url).dispose()  # the last connection closed: everything is in the file itself
+    dispose_engines(url)  # the last connection closed: everything is in the file itself
     return path
 
 
@@ -112,7 +112,7 @@ def postgres_db_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DATABASE_URL", url)
     upgrade(url)
     yield url
-    engine_for(url).dispose()
+    dispose_engines(url)
 
 
 # --- Redis (lock store): a throwaway redis-server for the session, or a skip saying what is missing ---

@@ -24,7 +24,7 @@ from bot.broadcast import deliveries
 from bot.broadcast.audience import Audience
 from bot.cli import main
 from bot.consent import OPT_OUT
-from bot.db import engine_for, transaction
+from bot.db import dispose_engines, transaction
 from bot.grants import BOT_PRIVILEGES, grant_statements
 from bot.migrations import upgrade
 from bot.schema import consent_events, tags
@@ -166,7 +166,7 @@ def roles(postgres_server, monkeypatch) -> Iterator[tuple[str, str]]:
     monkeypatch.setenv("DATABASE_URL", bot_url)
     yield owner_url, bot_url
     for url in (owner_url, bot_url):
-        engine_for(url).dispose()
+        dispose_engines(url)
 
 
 def test_the_bot_role_does_the_bots_work(roles):

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.db import engine_for
+from bot.db import dispose_engines, engine_for
 from bot.fake_graph_api import FakeGraphServer
 from bot.migrations import upgrade
 from bot.schema import consent_events, customers, inbound_messages, message_statuses, tags
@@ -89,7 +89,7 @@ def database_url(monkeypatch) -> Iterator[str]:
     monkeypatch.setenv("DATABASE_URL", url)
     upgrade(url)
     yield url
-    engine_for(url).dispose()
+    dispose_engines(url)
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -32,7 +32,7 @@ from bot import PROJECT_ROOT, db
 from bot.cli import main
 from bot.dashboard import auth
 from bot.dashboard.app import DashboardConfig, build_app
-from bot.db import engine_for, transaction
+from bot.db import dispose_engines, engine_for, transaction
 from bot.masking import mask_message_id, mask_phone
 from bot.private_files import private_dir, private_sqlite_file
 from bot.schema import customer_identities, inbound_messages, message_statuses, tags
@@ -515,8 +515,7 @@ def test_a_fresh_var_folder_and_its_sqlite_files_are_private(tmp_path, monkeypat
             assert files == ["bot.sqlite3", "bot.sqlite3-shm", "bot.sqlite3-wal"]
             assert {name: mode(var / name) for name in files} == dict.fromkeys(files, 0o600)
     finally:
-        engine.dispose()
-        engine_for.cache_clear()
+        dispose_engines(url)
 
 
 def test_rasas_sqlite_tracker_store_file_is_private(tmp_path, monkeypatch, open_umask):

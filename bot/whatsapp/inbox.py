@@ -52,7 +52,7 @@ def claim(
     """
     while True:
         found = None
-        with transaction() as conn:
+        with transaction(durable=False) as conn:
             customer = sender(conn)
             outcome = _claim(conn, wamid, customer.key, lease)
             if outcome is Claim.NEW and when_new is not None:
@@ -102,13 +102,13 @@ _FINISH = (
 
 
 def finish(wamid: str) -> None:
-    with transaction() as conn:
+    with transaction(durable=False) as conn:
         conn.execute(_FINISH, {"finished_wamid": wamid, "finished_at_": timestamps.now()})
 
 
 def release(wamid: str) -> None:
     """Processing failed: forget the claim so that WhatsApp's retry is processed."""
-    with transaction() as conn:
+    with transaction(durable=False) as conn:
         conn.execute(
             delete(inbound_messages).where(
                 and_(inbound_messages.c.wamid == wamid, inbound_messages.c.state == "processing")
