@@ -11,11 +11,13 @@ import asyncio
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Table, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, create_engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.expression import Insert, TextClause
 
@@ -52,11 +54,17 @@ def _configure_sqlite_bookkeeping(dbapi_connection, record) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
+def _configure_sqlite_no_wait(dbapi_connection, record) -> None:
+    _configure_sqlite_bookkeeping(dbapi_connection, record)
+    # On the event loop (`run_soon`): a locked database fails at once instead of stalling the loop.
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+
 # Bookkeeping on PostgreSQL: commit without waiting for the WAL flush (see `engine_for`).
 ASYNC_COMMIT = {"options": "-c synchronous_commit=off"}
 
 
-def engine_for(url: str, durable: bool = True) -> Engine:
+def engine_for(url: str, durable: bool = True, wait: bool = True) -> Engine:
     """The engine (connection pool) for `url`.
 
     `durable=False` is for bookkeeping that the next message or a retry would write again: the
@@ -67,12 +75,15 @@ def engine_for(url: str, durable: bool = True) -> Engine:
     ~1 ms of CPU per inbound message on SQLite (docs/benchmarks.md). Consent (tags, opt-out
     requests, consent history) is never written through it: those commits wait for the disk,
     and since the log is written in order, everything committed before them is durable too.
+
+    `wait=False` (SQLite bookkeeping only): a locked database is an error at once (`run_soon`).
     """
-    return _engine(url, durable)  # positionally: the cache tells engine_for(url) and (url, True) apart
+    # Positionally: the cache tells engine_for(url) and (url, True) apart.
+    return _engine(url, durable, wait or durable or not url.startswith("sqlite"))
 
 
 @functools.lru_cache(maxsize=16)
-def _engine(url: str, durable: bool) -> Engine:
+def _engine(url: str, durable: bool, wait: bool) -> Engine:
     # hide_parameters: a failed statement's values (phone numbers) stay out of logged errors.
     if url.startswith("sqlite"):
         private_sqlite_file(url)
@@ -85,7 +96,14 @@ def _engine(url: str, durable: bool) -> Engine:
             poolclass=QueuePool,
             connect_args={"check_same_thread": False},
         )
-        event.listen(engine, "connect", _configure_sqlite if durable else _configure_sqlite_bookkeeping)
+        configure = (
+            _configure_sqlite
+            if durable
+            else _configure_sqlite_bookkeeping
+            if wait
+            else _configure_sqlite_no_wait
+        )
+        event.listen(engine, "connect", configure)
         return engine
     return create_engine(
         url,
@@ -103,21 +121,45 @@ def get_engine() -> Engine:
 
 
 def dispose_engines(url: str) -> None:
-    """Close the pooled connections of both engines for `url` (before a database is dropped)."""
-    for durable in (True, False):
-        engine_for(url, durable).dispose()
+    """Close the pooled connections of every engine for `url` (before a database is dropped)."""
+    for durable, wait in ((True, True), (False, True), (False, False)):
+        engine_for(url, durable, wait).dispose()
+
+
+# Set while `run_soon` runs its function on the event loop: bookkeeping must not wait for a lock.
+_ON_LOOP: ContextVar[bool] = ContextVar("on_loop", default=False)
 
 
 @contextmanager
 def transaction(engine: Engine | None = None, *, durable: bool = True) -> Iterator[Connection]:
     """One short transaction: commit on success, roll back on any error. `durable=False`: a
     bookkeeping transaction, whose commit does not wait for the disk (`engine_for`)."""
-    with (engine or engine_for(database_url(), durable)).begin() as connection:
+    with (engine or engine_for(database_url(), durable, not _ON_LOOP.get())).begin() as connection:
         yield connection
 
 
 async def run_sync(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await asyncio.to_thread(func, *args, **kwargs)
+
+
+async def run_soon(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Bookkeeping (`transaction(durable=False)` only) the cheapest way: on SQLite, on the event
+    loop itself, unless the database is locked by another writer, and then in a thread like
+    `run_sync` (which waits for the lock). Elsewhere always in a thread (PostgreSQL is a network
+    round trip). Why: under load the event loop holds the GIL, and a worker thread's SQLite calls,
+    each of which hands the GIL back and forth, cost ~2.5 times their CPU in the server
+    (docs/benchmarks.md). `func` must be idempotent: a locked attempt is rolled back and run again.
+    """
+    if database_url().startswith("sqlite"):
+        token = _ON_LOOP.set(True)
+        try:
+            return func(*args, **kwargs)
+        except OperationalError as error:
+            if "locked" not in str(error.orig):
+                raise
+        finally:
+            _ON_LOOP.reset(token)
+    return await run_sync(func, *args, **kwargs)
 
 
 def scrub_deleted(conn: Connection) -> None:

@@ -1,13 +1,17 @@
 """Which commits wait for the disk (bot.db.engine_for's `durable`): consent always, the channel's
-bookkeeping of inbound messages not (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off)."""
+bookkeeping of inbound messages not (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off);
+and where that bookkeeping runs (`run_soon`: on SQLite on the event loop unless the file is locked)."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from datetime import datetime, timezone
 
 from sqlalchemy import event, text
 
-from bot.db import engine_for, transaction
+from bot.db import engine_for, run_soon, transaction
 from bot.store.tags import record_opt_out
 from bot.whatsapp import inbox, signals
 from bot.whatsapp import meta_payloads as meta
@@ -62,3 +66,46 @@ def test_the_channel_books_messages_lightly_and_writes_consent_durably(db_url):
     assert "inbound_messages" in tables_by_engine[False]
     assert "tags" in tables_by_engine[True] and "tags" not in tables_by_engine[False]
     assert "inbound_messages" not in tables_by_engine[True]
+
+
+def test_bookkeeping_runs_on_the_event_loop_on_sqlite_and_in_a_thread_when_locked_or_remote(db_url):
+    """`run_soon`: on SQLite on the loop's own thread, unless another writer holds the lock (then
+    in a thread that waits for it, and nothing is lost); on PostgreSQL always in a thread."""
+    threads: list[str] = []
+
+    def book(wamid: str) -> None:
+        threads.append(threading.current_thread().name)
+        with transaction(durable=False) as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO inbound_messages (wamid, customer_key, state, attempts, claimed_at)"
+                    " VALUES (:w, 'k', 'done', 1, CURRENT_TIMESTAMP)"
+                ),
+                {"w": wamid},
+            )
+
+    async def scenario() -> None:
+        await run_soon(book, "wamid.free")
+        if not db_url.startswith("sqlite"):
+            return
+        # Another process's writer holds the lock for a moment: the loop must not wait for it.
+        blocker = engine_for(db_url).raw_connection()
+        blocker.execute("BEGIN IMMEDIATE")
+        started = time.perf_counter()
+        attempt = asyncio.ensure_future(run_soon(book, "wamid.locked"))
+        await asyncio.sleep(0.3)  # the loop is free meanwhile: this sleep ends on time
+        assert time.perf_counter() - started < 0.5
+        assert not attempt.done()  # waiting, in a thread, for the lock
+        blocker.rollback()
+        blocker.close()
+        await attempt
+
+    asyncio.run(scenario())
+    with transaction() as conn:
+        rows = conn.execute(text("SELECT wamid FROM inbound_messages ORDER BY wamid")).scalars().all()
+    if db_url.startswith("sqlite"):
+        assert rows == ["wamid.free", "wamid.locked"]
+        # First on the loop's thread; the locked one tried there, then again in a worker thread.
+        assert threads[:2] == ["MainThread", "MainThread"] and threads[2] != "MainThread"
+    else:
+        assert rows == ["wamid.free"] and threads == [threads[0]] and threads[0] != "MainThread"

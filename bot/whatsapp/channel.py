@@ -36,7 +36,7 @@ from sanic.response import HTTPResponse
 from bot.broadcast import deliveries
 from bot.business import business_name
 from bot.contract import CHANNEL_NAME, MessageKind, Metadata, retry_reason, tracker_store_failed, watch_turn
-from bot.db import run_sync, transaction
+from bot.db import run_soon, run_sync, transaction
 from bot.masking import mask_identifier, mask_message_id, mask_phone
 from bot.opt_out_link import routes as opt_out_link
 from bot.opt_out_link.settings import LinkSettings
@@ -298,7 +298,7 @@ class WhatsAppInput(InputChannel):
             if sender in failed_senders:
                 continue  # keep a customer's messages in order: retry the rest with the failed one
             try:
-                claimed = await run_sync(signals.claim, message)
+                claimed = await run_soon(signals.claim, message)
             except Exception:
                 logger.exception("customer or dedupe store unavailable; asking for a retry")
                 failed_senders.add(sender)
@@ -312,7 +312,7 @@ class WhatsAppInput(InputChannel):
                 continue
             try:
                 await self._deliver(message, claimed, on_new_message)
-                await run_sync(inbox.finish, message.id)
+                await run_soon(inbox.finish, message.id)
             except Exception:
                 logger.exception(
                     "message %s from %s failed; asking for a retry",
@@ -349,7 +349,7 @@ class WhatsAppInput(InputChannel):
 
     async def _release(self, wamid: str) -> None:
         try:
-            await run_sync(inbox.release, wamid)
+            await run_soon(inbox.release, wamid)
         except Exception:
             # The claim's lease runs out instead, and a later retry takes it over.
             logger.exception("could not release the claim on %s", mask_message_id(wamid))
