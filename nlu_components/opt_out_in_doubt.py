@@ -30,14 +30,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa.shared.nlu.training_data.message import Message
 
+from nlu_components.intent_step import IntentStep
 from nlu_components.opt_out_promotion import OPT_OUT, promoted
 
 # Where OptOutSecondOpinion keeps the second classifier's opt_out probability (not in the output).
@@ -45,28 +42,10 @@ SECOND_OPINION = "opt_out_second_opinion"
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
-class OptOutSecondOpinion(GraphComponent, IntentClassifier):
+class OptOutSecondOpinion(IntentStep):
     """Keep the preceding classifier's opt_out probability for OptOutInDoubt (see the module docstring).
 
     Place it right after the second classifier and before DIET, which overwrites the intent."""
-
-    @classmethod
-    def required_components(cls) -> list[type]:
-        return [IntentClassifier]
-
-    @staticmethod
-    def get_default_config() -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> OptOutSecondOpinion:
-        return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
@@ -85,31 +64,18 @@ class OptOutSecondOpinion(GraphComponent, IntentClassifier):
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
-class OptOutInDoubt(GraphComponent, IntentClassifier):
+class OptOutInDoubt(IntentStep):
     """Predict opt_out when DIET or the second opinion gives it enough (see the module docstring)."""
-
-    @classmethod
-    def required_components(cls) -> list[type]:
-        return [IntentClassifier]
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
         return {"threshold": 0.2, "second_opinion_threshold": 0.4, "never_over": ["affirm", "deny"]}
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.threshold = float(config["threshold"])
-        self.second_opinion_threshold = float(config.get("second_opinion_threshold", 1.1))
-        self.never_over = frozenset(config.get("never_over") or ())
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> OptOutInDoubt:
-        return cls(config)
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.threshold = float(self.config["threshold"])
+        self.second_opinion_threshold = float(self.config.get("second_opinion_threshold", 1.1))
+        self.never_over = frozenset(self.config.get("never_over") or ())
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:

@@ -11,41 +11,18 @@ judged by actions/opt_out.py (a keyword is a "yes" only when it is a plain yes w
 
 from __future__ import annotations
 
-from typing import Any
-
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from bot.stop_keywords import is_stop_keyword
+from nlu_components.intent_step import IntentStep
 from nlu_components.opt_out_promotion import keyword_opt_out
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
-class StopKeyword(GraphComponent, IntentClassifier):
+class StopKeyword(IntentStep):
     """Predict opt_out (confidence 1.0) for a message that is exactly one of the stop keywords."""
-
-    @classmethod
-    def required_components(cls) -> list[type]:
-        return [IntentClassifier]
-
-    @staticmethod
-    def get_default_config() -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> StopKeyword:
-        return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
