@@ -19,11 +19,16 @@ from bot.whatsapp.rasa_input import normalise_label
 KEYWORDS_FILE = Path(__file__).resolve().parents[1] / "actions" / "stop_keywords.yml"
 
 
+def written_keywords() -> list[str]:
+    """Every language's keywords as the file writes them, sorted, each once ("DAR DE BAJA")."""
+    document = yaml.safe_load(KEYWORDS_FILE.read_text(encoding="utf-8")) or {}
+    return sorted({str(word) for words in document.values() for word in words})
+
+
 @cache
 def stop_keywords() -> frozenset[str]:
     """Every language's keywords in one set (normalised: case, accents, punctuation, spaces)."""
-    document = yaml.safe_load(KEYWORDS_FILE.read_text(encoding="utf-8")) or {}
-    return frozenset(normalise_label(str(word)) for words in document.values() for word in words)
+    return frozenset(normalise_label(word) for word in written_keywords())
 
 
 def is_stop_keyword(text: str) -> bool:

@@ -8,10 +8,9 @@ confirmed first. (The default mode, confirm, is what tests/test_end_to_end*.py r
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from bot.language import SUPPORTED
-from bot.stop_keywords import KEYWORDS_FILE
+from bot.stop_keywords import written_keywords
 from bot.whatsapp import meta_payloads as meta
 from tests.e2e_checks import customer, new_customer, opt_out_tag
 from tests.language_flows import CONFIRMATION, MESSAGES, body_text, text_of, titles_of
@@ -40,7 +39,7 @@ def test_a_keyword_opts_out_at_once_with_one_message_in_that_language(bot, langu
     assert tag is not None and tag["source"] == "text"
 
 
-KEYWORDS = sorted({str(w) for words in yaml.safe_load(KEYWORDS_FILE.read_text()).values() for w in words})
+KEYWORDS = written_keywords()
 
 
 @pytest.mark.parametrize("keyword", KEYWORDS)

@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from actions.opt_out import confirmation_answer, decision_of, no_weight
-from bot.stop_keywords import KEYWORDS_FILE, is_stop_keyword
+from bot.stop_keywords import is_stop_keyword, written_keywords
 from nlu_components.opt_out_promotion import keyword_opt_out
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYWORDS = sorted({str(w) for words in yaml.safe_load(KEYWORDS_FILE.read_text()).values() for w in words})
+KEYWORDS = written_keywords()
 
 
 def ranking(*pairs: tuple[str, float]) -> list[dict]:
