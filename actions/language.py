@@ -9,6 +9,7 @@ an NLU prediction in every test story; and the NLU pipeline and its model stay i
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -63,7 +64,7 @@ class ValidateSlotMappings(ValidationAction):
     ) -> dict[str, Any]:
         allowed = [str(v) for v in domain["slots"][Slot.LANGUAGE].get("values") or []]
         language = detected_language(tracker.latest_message, allowed)
-        if language is not None:
+        if language is not None and _recorded.get(tracker.sender_id) != language:
             await _remember(tracker.sender_id, language)
         return language_update(tracker.latest_message, tracker.get_slot(Slot.LANGUAGE), allowed)
 
@@ -86,11 +87,40 @@ class ValidateSlotMappings(ValidationAction):
         return {Slot.LANGUAGE: value}
 
 
+class _Recorded:
+    """The language this process last put on each customer's profile, for the most recent
+    `size` customers. Most turns detect the language the profile already holds, and asking the
+    database to write it again cost a transaction on a worker thread every turn (~2 ms of the
+    action server's CPU per message: docs/benchmarks.md, "Session 10"). Another process changing
+    the profile (an erasure empties it) is seen again once the customer is pushed out of the cache
+    or the action server restarts: the profile's language is a convenience, not consent."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._languages: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, customer_key: str) -> str | None:
+        return self._languages.get(customer_key)
+
+    def put(self, customer_key: str, language: str) -> None:
+        self._languages[customer_key] = language
+        self._languages.move_to_end(customer_key)
+        if len(self._languages) > self._size:
+            self._languages.popitem(last=False)
+
+
+_recorded = _Recorded(size=100_000)
+
+
 async def _remember(customer_key: str, language: str) -> None:
     """Put the decided language on the customer's profile (the slot's default, English, is never
     decided: only a detection is). The profile is for people and the link page; a failure here
-    must not fail the customer's turn, so it is logged and the turn goes on."""
+    must not fail the customer's turn, so it is logged, the turn goes on and the next turn tries
+    again."""
     try:
-        await run_store(remember_language, customer_key, language)
+        recorded = await run_store(remember_language, customer_key, language)
     except (SQLAlchemyError, ValueError):
         logger.exception("could not record the language of %s", mask_identifier(customer_key))
+        return
+    if recorded is not None:  # not for a sender the store does not know yet
+        _recorded.put(customer_key, language)

@@ -245,7 +245,8 @@ def test_evidence_prints_the_complete_record_and_writes_a_private_page(db_url, t
     with transaction() as conn:
         touch_customer(conn, "34600000001", "Lola", AT)
         assert remember_language(conn, "34600000001", "es")
-        assert not remember_language(conn, "34600000001", "es")  # unchanged: nothing written
+        assert remember_language(conn, "34600000001", "es") is False  # unchanged: nothing written
+        assert remember_language(conn, "34699999999", "es") is None  # unknown: left alone
         record_opt_out(conn, "34600000001", "button", "wamid.ans", AT, evidence=evidence)
         assert profile(conn, "34600000001")["language"] == "es"
     page = tmp_path / "record.html"

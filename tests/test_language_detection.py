@@ -1,15 +1,24 @@
 """Language detection (bot/language/, actions/language.py): sure answers only, Hinglish and marker
-words first, and the slot changes only when the detector is sure of one of the domain's languages."""
+words first, and the slot changes only when the detector is sure of one of the domain's languages;
+the customer's profile gets the language when it changes."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import datetime, timezone
 
-from actions.language import language_update
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import update
+
+from actions.language import ValidateSlotMappings, language_update
 from bench.language_eval import Tally, tally
+from bot.db import transaction
 from bot.language.detect import detect
 from bot.language.hinglish import is_hinglish
 from bot.language.markers import MARKERS, marked_language
+from bot.schema import customers
+from bot.store.customers import profile, touch_customer
 
 
 @pytest.mark.parametrize(
@@ -87,3 +96,40 @@ def test_the_evaluation_counts_misses_and_undecided_messages_apart():
     assert tallies["hi-Deva"].correct == 1  # gold "hi"
     assert tallies["overall"] == Tally(total=4, correct=2, wrong=1, undecided=1)
     assert misses == [("es", "ok", None), ("pt", "bom dia", "es")]
+
+
+def _turn(sender: str, text: str, known: str = "en") -> Tracker:
+    return Tracker(sender, {"language": known}, typed(text), [], False, None, {}, "action_listen")
+
+
+async def test_the_profile_gets_a_language_once_per_change_and_an_unknown_sender_none(sqlite_url):
+    action, domain = ValidateSlotMappings(), {"slots": {"language": {"values": ["en", "es", "de"]}}}
+
+    async def language_of(sender: str, text: str) -> str | None:
+        await action.extract_language(CollectingDispatcher(), _turn(sender, text), domain)
+        with transaction() as conn:
+            return (profile(conn, sender) or {}).get("language")
+
+    # A sender the store does not know gets nothing, and is asked about again once it is known.
+    assert await language_of("34600000002", "quiero darme de baja de las promociones") is None
+    with transaction() as conn:
+        touch_customer(conn, "34600000002", None, datetime.now(timezone.utc))
+    assert await language_of("34600000002", "quiero darme de baja de las promociones") == "es"
+    # The same language again is not written again: emptied behind the action server's back,
+    # the profile stays empty (the cost this saves is a transaction per turn) ...
+    with transaction() as conn:
+        conn.execute(update(customers).values(language=None))
+    assert await language_of("34600000002", "no quiero más ofertas por favor") is None
+    # ... and a new language is written at once.
+    assert await language_of("34600000002", "bitte keine Werbung mehr") == "de"
+
+
+def test_the_record_of_written_languages_forgets_the_least_recent_customer():
+    from actions.language import _Recorded
+
+    recorded = _Recorded(size=2)
+    recorded.put("a", "es")
+    recorded.put("b", "de")
+    recorded.put("a", "fr")  # "a" is now the most recent
+    recorded.put("c", "en")
+    assert (recorded.get("a"), recorded.get("b"), recorded.get("c")) == ("fr", None, "en")

@@ -84,12 +84,13 @@ def ensure_customer(conn: Connection, who: str, name: str | None = None) -> tupl
     return customer.id, created
 
 
-def remember_language(conn: Connection, who: str, language: str) -> bool:
+def remember_language(conn: Connection, who: str, language: str) -> bool | None:
     """The customer's language was detected (actions/language.py): keep it on their profile.
-    True when it changed; an unknown customer is left alone (nothing to attach it to)."""
+    True when it changed, False when the profile already said so; None for an unknown customer,
+    who is left alone (nothing to attach it to)."""
     customer = resolve(conn, who)
     if customer is None:
-        return False
+        return None
     c = customers.c
     changed = conn.execute(
         update(customers)
