@@ -86,8 +86,8 @@ story-test: train
 	$(RASA) test core --model $(MODEL) --stories tests/stories --fail-on-prediction-errors --out results/stories
 
 # --- measurement -------------------------------------------------------------------------
-# Held-out sets (frozen, never tuned against): bench/data/opt_out_holdout_v10.yml and
-# bench/data/confirmation_answers_holdout_v10.yml (the defaults), plus 5-fold cross-validation;
+# Held-out sets (frozen, never tuned against): bench/data/opt_out_holdout_v11.yml and
+# bench/data/confirmation_answers_holdout_v11.yml (the defaults), plus 5-fold cross-validation;
 # then language detection on bench/data/language_holdout.yml (no training: a second or two).
 eval: install
 	$(PY) -m bench.nlu_eval --cross-validation --json results/nlu_eval.json

@@ -9,7 +9,7 @@ It trains an NLU-only model on ``data/nlu`` with ``config.yml`` (into a temporar
 directory, so nothing in ``models/`` is touched), then:
 
 - classifies every example of each ``--holdout`` file (default: the frozen
-  ``bench/data/opt_out_holdout_v10.yml``) and prints precision / recall / false-positive rate
+  ``bench/data/opt_out_holdout_v11.yml``) and prints precision / recall / false-positive rate
   of the ``opt_out`` intent overall and per language, next to the exact-keyword baseline.
   "Predicted opt_out" is exactly what starts the confirmation in the bot: the top intent of the
   whole NLU pipeline of ``config.yml`` as the Rasa server runs it, i.e. after the
@@ -17,7 +17,7 @@ directory, so nothing in ``models/`` is touched), then:
   predicts opt_out when DIET half-believes it or the second-opinion classifier does; the rule
   ``intent: opt_out`` -> ``action_check_opt_out`` in ``data/rules.yml`` then starts the form);
 - parses every answer of each ``--confirmation`` file (default: the frozen
-  ``bench/data/confirmation_answers_holdout_v10.yml``; gold intents ``yes`` / ``no`` / ``unclear``)
+  ``bench/data/confirmation_answers_holdout_v11.yml``; gold intents ``yes`` / ``no`` / ``unclear``)
   and maps the parse through ``actions.opt_out.confirmation_answer`` (the very function the
   confirmation form uses; no earlier unclear answer) to a decision, then prints a per-language
   confusion table and the key number: "no"/"unclear" answers read as "yes" (target 0 for "no");
@@ -69,8 +69,8 @@ RECALL_TARGET = 0.98
 FPR_TARGET = 0.03
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_HOLDOUT = PROJECT_ROOT / "bench" / "data" / "opt_out_holdout_v10.yml"
-DEFAULT_CONFIRMATION = PROJECT_ROOT / "bench" / "data" / "confirmation_answers_holdout_v10.yml"
+DEFAULT_HOLDOUT = PROJECT_ROOT / "bench" / "data" / "opt_out_holdout_v11.yml"
+DEFAULT_CONFIRMATION = PROJECT_ROOT / "bench" / "data" / "confirmation_answers_holdout_v11.yml"
 DEFAULT_CV_OUT = PROJECT_ROOT / "results" / "cross_validation"
 CV_FOLDS = 5
 

@@ -1,6 +1,7 @@
 """The training data and the evaluation sets stay apart: `data/nlu/spent_sets.yml` holds only texts
-of the spent evaluation sets it names, and none of a set that still measures (the publish gate's
-DEV set v5, the fresh held-out sets v10 and v11)."""
+of the spent evaluation sets it names, and none of a set that was not folded: the publish gate's DEV
+set v5, the held-out v11 that measures the next change, and v10 (spent by the evaluation of this
+fold in session 10, whose numbers assume it was not trained on)."""
 
 from __future__ import annotations
 
@@ -19,18 +20,20 @@ FOLDED = [
     "opt_out_holdout.yml",
     *(f"opt_out_holdout_v{v}.yml" for v in (2, 3, 4, 6, 7, 8, 9)),
 ]
-MEASURING = ["v5", "v10", "v11"]
+NOT_FOLDED = ["v5", "v10", "v11"]
 
 
 def _texts(path: Path) -> set[str]:
     return {normalise_text(t) for t in load_training_texts(path)}
 
 
-@pytest.mark.parametrize("version", MEASURING)
-def test_no_text_of_a_measuring_set_was_folded_into_training(version):
-    measuring = {normalise_text(e.text) for e in load_holdout(SETS / f"opt_out_holdout_{version}.yml")}
-    measuring |= {normalise_text(e.text) for e in load_answers(SETS / f"confirmation_answers_holdout_{version}.yml")}
-    assert not _texts(SPENT) & measuring
+@pytest.mark.parametrize("version", NOT_FOLDED)
+def test_no_text_of_a_set_that_was_not_folded_is_in_the_folded_data(version):
+    kept_out = {normalise_text(e.text) for e in load_holdout(SETS / f"opt_out_holdout_{version}.yml")}
+    kept_out |= {
+        normalise_text(e.text) for e in load_answers(SETS / f"confirmation_answers_holdout_{version}.yml")
+    }
+    assert not _texts(SPENT) & kept_out
 
 
 def test_every_folded_text_comes_from_a_spent_set_under_its_gold_label_when_it_had_one():
