@@ -211,3 +211,20 @@ def hold(graph: FakeGraphServer, on: bool) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
+
+
+def test_the_last_look_stops_a_prepared_message_to_a_customer_who_opted_out_since(store):
+    from bot.broadcast.sending import Ready, last_look
+
+    numbers = audience(3)
+    with transaction() as conn:
+        ready = [Ready(resolve(conn, n).id, n, 0, {"to": n}) for n in numbers]
+        # Prepared (consent given at the claim); then the second customer opts out, the third asks to.
+        record_opt_out(conn, numbers[1], "meta_preferences", None, AT)
+        request_opt_out(conn, numbers[2], "text", "wamid.stop", AT)
+        go, stopped = last_look(conn, ready)
+    assert go == ready[:1]
+    assert [(r, f.customer_id, f.state) for r, f in stopped] == [
+        (ready[1], ready[1].customer_id, "skipped_opted_out"),
+        (ready[2], ready[2].customer_id, "skipped_opted_out"),
+    ]

@@ -126,6 +126,22 @@ def prepare(conn: Connection, campaign: Campaign, claimed: Sequence[Delivery], a
     return ready
 
 
+def last_look(conn: Connection, ready: Sequence[Ready]) -> tuple[list[Ready], list[tuple[Ready, Finished]]]:
+    """Consent once more just before a few prepared messages leave: (those that may go, the
+    outcomes of those that may not). `prepare` decided in its transaction, but a batch takes tens
+    of milliseconds to go out at full speed; a customer who opts out meanwhile must not get the
+    rest of it (`make bench-send` found 6 of 200 such customers reached at ~2,000 messages/s)."""
+    live = live_ids(conn, (r.customer_id for r in ready))
+    allowed = consent.customers_allowed_marketing(conn, set(live.values()))
+    go = [r for r in ready if live[r.customer_id] in allowed]
+    stopped = [
+        (r, Finished(r.customer_id, DeliveryState.SKIPPED_OPTED_OUT, attempts=r.attempts))
+        for r in ready
+        if live[r.customer_id] not in allowed
+    ]
+    return go, stopped
+
+
 def outcome_of(ready: Ready, answer: Sent | SendError, at: datetime) -> Finished:
     """Pure: what the Cloud API's answer makes of the delivery.
 

@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.broadcast import deliveries, rate
 from bot.broadcast.deliveries import Broadcast
-from bot.broadcast.sending import Campaign, Ready, prepare, record, send, throttled
+from bot.broadcast.sending import Campaign, Ready, last_look, prepare, record, send, throttled
 from bot.broadcast.states import DeliveryState
 from bot.db import run_sync, transaction
 from bot.opt_out_link.settings import LinkSettings
@@ -44,6 +44,9 @@ from bot.whatsapp.cloud_api import CloudApiClient
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 50
+# Messages sent together after one last look at consent (sending.last_look): small enough that
+# they leave within milliseconds of it, large enough that the look costs little per message.
+LAST_LOOK = 10
 LANES = 4
 LEASE = timedelta(seconds=30)
 IDLE_POLL = 0.5  # seconds between looks when the rest is claimed by others or waiting for a retry
@@ -191,11 +194,15 @@ async def _batch(
         await asyncio.sleep(min(settings.idle_poll, max(0.0, left)))
         return True, size
     if ready:
-        finished = await asyncio.gather(*(send(client, item) for item in ready))
-        results = list(zip(ready, finished, strict=True))
+        results: list[tuple[Ready, deliveries.Finished]] = []
+        for start in range(0, len(ready), LAST_LOOK):
+            go, stopped = await _store(last_look, ready[start : start + LAST_LOOK])
+            results += stopped
+            finished = await asyncio.gather(*(send(client, item) for item in go))
+            results += zip(go, finished, strict=True)
         await _store(record, broadcast_id, results, now())
         _count(tally, [f for _, f in results])
-        if any(throttled(f) for f in finished):
+        if any(throttled(f) for _, f in results):
             lowered = await _store(rate.lower, settings.phone_number_id, send_rate, time.time())
             logger.warning(
                 "broadcast %s: WhatsApp throttled the number; rate now %.1f/s", broadcast_id, lowered
@@ -232,6 +239,8 @@ def _count(tally: Tally, finished: list[deliveries.Finished]) -> None:
     for item in finished:
         if item.state == DeliveryState.SENT:
             tally.sent += 1
+        elif item.state == DeliveryState.SKIPPED_OPTED_OUT:
+            tally.skipped += 1
         elif item.state == DeliveryState.FAILED:
             tally.failed += 1
         elif throttled(item):
