@@ -23,6 +23,7 @@ from sqlalchemy import select
 from bot import PROJECT_ROOT
 from bot.broadcast import deliveries, rate
 from bot.broadcast.audience import Audience
+from bot.broadcast.sending import Ready, last_look
 from bot.db import transaction
 from bot.fake_graph_api import FakeGraphServer, ScriptedFailure
 from bot.schema import broadcast_deliveries
@@ -214,8 +215,6 @@ def hold(graph: FakeGraphServer, on: bool) -> None:
 
 
 def test_the_last_look_stops_a_prepared_message_to_a_customer_who_opted_out_since(store):
-    from bot.broadcast.sending import Ready, last_look
-
     numbers = audience(3)
     with transaction() as conn:
         ready = [Ready(resolve(conn, n).id, n, 0, {"to": n}) for n in numbers]

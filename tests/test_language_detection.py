@@ -11,7 +11,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import update
 
-from actions.language import ValidateSlotMappings, language_update
+from actions.language import ValidateSlotMappings, _Recorded, language_update
 from bench.language_eval import Tally, tally
 from bot.db import transaction
 from bot.language.detect import detect
@@ -125,8 +125,6 @@ async def test_the_profile_gets_a_language_once_per_change_and_an_unknown_sender
 
 
 def test_the_record_of_written_languages_forgets_the_least_recent_customer():
-    from actions.language import _Recorded
-
     recorded = _Recorded(size=2)
     recorded.put("a", "es")
     recorded.put("b", "de")
