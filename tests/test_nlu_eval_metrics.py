@@ -207,6 +207,10 @@ def test_evaluate_builds_report_and_payload() -> None:
     assert payload["intent_accuracy"] == pytest.approx(3 / 5)
     assert payload["targets"]["met"] is False
     assert payload["leakage"] == {"exact": [], "normalised": ["STOP", "hola"]}
+    # Without the two texts also in training: "stop please" found, "baja" missed, one false alarm.
+    unseen = payload["without_leakage"]
+    assert (unseen["tp"], unseen["fn"], unseen["fp"], unseen["tn"], unseen["met"]) == (1, 1, 1, 0, False)
+    assert "without those 2: recall 0.500 (1 missed of 2), FPR 1.000 (1 of 1), targets MISSED" in report
     assert [e["text"] for e in payload["missed_opt_outs"]] == ["baja"]
     assert [e["text"] for e in payload["false_opt_outs"]] == ["cancel my order"]
     assert "missed opt-outs (1)" in report

@@ -1,7 +1,9 @@
 """The training data and the evaluation sets stay apart: `data/nlu/spent_sets.yml` holds only texts
 of the spent evaluation sets it names, and none of a set that was not folded: the publish gate's DEV
-set v5, the held-out v11 that measures the next change, and v10 (spent by the evaluation of this
-fold in session 10, whose numbers assume it was not trained on)."""
+set v5 and the fresh held-out v11 and v12 that measure the next changes. The counterfactual files
+(`data/nlu/counterfactual_*.yml`, session 11), written after v11 and v12 by helpers who never opened
+them, hold none of their texts either. (v13 was written after all of data/; the short phrases it
+shares with older files are reported by bench/nlu_eval.py's leakage line, not checked here.)"""
 
 from __future__ import annotations
 
@@ -18,22 +20,26 @@ FOLDED = [
     "opt_out_dev.yml",
     "opt_out_dev_v2.yml",
     "opt_out_holdout.yml",
-    *(f"opt_out_holdout_v{v}.yml" for v in (2, 3, 4, 6, 7, 8, 9)),
+    *(f"opt_out_holdout_v{v}.yml" for v in (2, 3, 4, 6, 7, 8, 9, 10)),
 ]
-NOT_FOLDED = ["v5", "v10", "v11"]
+NOT_FOLDED = ["v5", "v11", "v12"]
+WRITTEN_AFTER_THE_FRESH_SETS = [SPENT, *sorted((PROJECT_ROOT / "data" / "nlu").glob("counterfactual_*.yml"))]
 
 
 def _texts(path: Path) -> set[str]:
     return {normalise_text(t) for t in load_training_texts(path)}
 
 
+@pytest.mark.parametrize("data", WRITTEN_AFTER_THE_FRESH_SETS, ids=lambda p: p.name)
 @pytest.mark.parametrize("version", NOT_FOLDED)
-def test_no_text_of_a_set_that_was_not_folded_is_in_the_folded_data(version):
+def test_no_text_of_a_set_that_was_not_folded_is_in_the_data_written_after_it(version, data):
     kept_out = {normalise_text(e.text) for e in load_holdout(SETS / f"opt_out_holdout_{version}.yml")}
     kept_out |= {
         normalise_text(e.text) for e in load_answers(SETS / f"confirmation_answers_holdout_{version}.yml")
     }
-    assert not _texts(SPENT) & kept_out
+    # The count only: printing the shared texts would show a fresh set's lines to whoever reads the log.
+    shared = len((_texts(data) & kept_out) - {""})
+    assert shared == 0
 
 
 def test_every_folded_text_comes_from_a_spent_set_under_its_gold_label_when_it_had_one():
