@@ -43,13 +43,19 @@ def ngrams(text: str) -> set[str]:
     return {*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))}
 
 
-def one_sided(examples: Iterable[tuple[str, str]], intent: str, min_count: int = 4) -> list[Shortcut]:
-    """N-grams in at least `min_count` examples of `intent` and at most a tenth as many elsewhere,
-    most frequent first (ties by n-gram, so the list is stable). `examples` are (intent, text)."""
+def _counts(examples: Iterable[tuple[str, str]], intent: str) -> tuple[Counter[str], Counter[str]]:
+    """How many examples of `intent`, and of every other intent, contain each n-gram."""
     inside: Counter[str] = Counter()
     outside: Counter[str] = Counter()
     for label, text in examples:
         (inside if label == intent else outside).update(ngrams(text))
+    return inside, outside
+
+
+def one_sided(examples: Iterable[tuple[str, str]], intent: str, min_count: int = 4) -> list[Shortcut]:
+    """N-grams in at least `min_count` examples of `intent` and at most a tenth as many elsewhere,
+    most frequent first (ties by n-gram, so the list is stable). `examples` are (intent, text)."""
+    inside, outside = _counts(examples, intent)
     found = [
         Shortcut(g, n, outside[g])
         for g, n in inside.items()
@@ -60,10 +66,7 @@ def one_sided(examples: Iterable[tuple[str, str]], intent: str, min_count: int =
 
 def never_inside(examples: Iterable[tuple[str, str]], intent: str, min_count: int = 4) -> list[Shortcut]:
     """N-grams in at least `min_count` examples of other intents and in none of `intent`."""
-    inside: Counter[str] = Counter()
-    outside: Counter[str] = Counter()
-    for label, text in examples:
-        (inside if label == intent else outside).update(ngrams(text))
+    inside, outside = _counts(examples, intent)
     found = [Shortcut(g, 0, n) for g, n in outside.items() if n >= min_count and not inside[g]]
     return sorted(found, key=lambda s: (-s.outside, s.ngram))
 
