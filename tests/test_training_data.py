@@ -1,6 +1,6 @@
 """The training data and the evaluation sets stay apart: `data/nlu/spent_sets.yml` holds only texts
 of the spent evaluation sets it names, and none of a set that was not folded: the publish gate's DEV
-set v5 and the fresh held-out v11 and v12 that measure the next changes. The counterfactual files
+set v5 and the held-out v11 and v12 (each evaluated once, judging session 11's data). The counterfactual files
 (`data/nlu/counterfactual_*.yml`, session 11), written after v11 and v12 by helpers who never opened
 them, hold none of their texts either. (v13 was written after all of data/; the short phrases it
 shares with older files are reported by bench/nlu_eval.py's leakage line, not checked here.)"""
