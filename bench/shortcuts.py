@@ -43,31 +43,36 @@ def ngrams(text: str) -> set[str]:
     return {*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))}
 
 
-def _counts(examples: Iterable[tuple[str, str]], intent: str) -> tuple[Counter[str], Counter[str]]:
-    """How many examples of `intent`, and of every other intent, contain each n-gram."""
-    inside: Counter[str] = Counter()
-    outside: Counter[str] = Counter()
+@dataclass(frozen=True)
+class Counts:
+    """How many examples of one intent (`inside`), and of every other intent, contain each n-gram."""
+
+    inside: Counter[str]
+    outside: Counter[str]
+
+
+def ngram_counts(examples: Iterable[tuple[str, str]], intent: str) -> Counts:
+    """Counted once, read by both lists. `examples` are (intent, text)."""
+    counts = Counts(Counter(), Counter())
     for label, text in examples:
-        (inside if label == intent else outside).update(ngrams(text))
-    return inside, outside
+        (counts.inside if label == intent else counts.outside).update(ngrams(text))
+    return counts
 
 
-def one_sided(examples: Iterable[tuple[str, str]], intent: str, min_count: int = 4) -> list[Shortcut]:
-    """N-grams in at least `min_count` examples of `intent` and at most a tenth as many elsewhere,
-    most frequent first (ties by n-gram, so the list is stable). `examples` are (intent, text)."""
-    inside, outside = _counts(examples, intent)
+def one_sided(counts: Counts, min_count: int = 4) -> list[Shortcut]:
+    """N-grams in at least `min_count` examples of the intent and at most a tenth as many elsewhere,
+    most frequent first (ties by n-gram, so the list is stable)."""
     found = [
-        Shortcut(g, n, outside[g])
-        for g, n in inside.items()
-        if n >= min_count and outside[g] <= n * OTHER_SIDE_SHARE
+        Shortcut(g, n, counts.outside[g])
+        for g, n in counts.inside.items()
+        if n >= min_count and counts.outside[g] <= n * OTHER_SIDE_SHARE
     ]
     return sorted(found, key=lambda s: (-s.inside, s.ngram))
 
 
-def never_inside(examples: Iterable[tuple[str, str]], intent: str, min_count: int = 4) -> list[Shortcut]:
-    """N-grams in at least `min_count` examples of other intents and in none of `intent`."""
-    inside, outside = _counts(examples, intent)
-    found = [Shortcut(g, 0, n) for g, n in outside.items() if n >= min_count and not inside[g]]
+def never_inside(counts: Counts, min_count: int = 4) -> list[Shortcut]:
+    """N-grams in at least `min_count` examples of other intents and in none of the intent."""
+    found = [Shortcut(g, 0, n) for g, n in counts.outside.items() if n >= min_count and not counts.inside[g]]
     return sorted(found, key=lambda s: (-s.outside, s.ngram))
 
 
@@ -85,9 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=PROJECT_ROOT / "data" / "nlu", help="NLU training data")
     args = parser.parse_args(argv)
 
-    examples = load_examples(args.data)
-    towards = one_sided(examples, args.intent, args.min_count)
-    away = never_inside(examples, args.intent, args.min_count)
+    counts = ngram_counts(load_examples(args.data), args.intent)
+    towards = one_sided(counts, args.min_count)
+    away = never_inside(counts, args.min_count)
     print(f"{len(towards)} n-grams (almost) only in {args.intent} examples: examples inside / outside")
     for s in towards[: args.top]:
         print(f"  {s.inside:5d} {s.outside:4d}  {s.ngram}")

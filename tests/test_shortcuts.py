@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.shortcuts import Shortcut, main, never_inside, ngrams, one_sided
+from bench.shortcuts import Shortcut, main, never_inside, ngram_counts, ngrams, one_sided
 
 EXAMPLES = [
     ("opt_out", "cómo hago para no recibir promos"),
@@ -19,7 +19,7 @@ def test_ngrams_are_lower_cased_words_and_bigrams():
 
 
 def test_one_sided_lists_ngrams_found_only_under_the_intent():
-    found = one_sided(EXAMPLES, "opt_out", min_count=2)
+    found = one_sided(ngram_counts(EXAMPLES, "opt_out"), min_count=2)
     # "promos" is in 3 opt-outs and 1 other: more than a tenth, so not a shortcut.
     assert found == [
         Shortcut("cómo", 2, 0),
@@ -33,12 +33,14 @@ def test_one_sided_lists_ngrams_found_only_under_the_intent():
 
 def test_one_sided_allows_a_tenth_on_the_other_side():
     examples = [("opt_out", "stop promos")] * 10 + [("ask_offers", "promos today?")]
-    assert Shortcut("promos", 10, 1) in one_sided(examples, "opt_out")
-    assert Shortcut("promos", 10, 2) not in one_sided([*examples, ("complaint", "promos broke")], "opt_out")
+    assert Shortcut("promos", 10, 1) in one_sided(ngram_counts(examples, "opt_out"))
+    assert Shortcut("promos", 10, 2) not in one_sided(
+        ngram_counts([*examples, ("complaint", "promos broke")], "opt_out")
+    )
 
 
 def test_never_inside_lists_what_the_intent_never_contains():
-    away = never_inside(EXAMPLES, "opt_out", min_count=2)
+    away = never_inside(ngram_counts(EXAMPLES, "opt_out"), min_count=2)
     assert [s.ngram for s in away] == ["do", "do i", "how", "how do", "i"]
     assert all(s.inside == 0 and s.outside == 2 for s in away)
 
